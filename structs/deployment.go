@@ -1,0 +1,64 @@
+package structs
+
+// Deployment statuses.
+const (
+	DeploymentStatusRunning    = "running"
+	DeploymentStatusPaused     = "paused"
+	DeploymentStatusFailed     = "failed"
+	DeploymentStatusSuccessful = "successful"
+	DeploymentStatusCancelled  = "cancelled"
+)
+
+// Deployment tracks the rollout of one version of a service job.
+type Deployment struct {
+	ID                string                      `json:"id"`
+	Namespace         string                      `json:"namespace"`
+	JobID             string                      `json:"job_id"`
+	JobVersion        uint64                      `json:"job_version"`
+	JobModifyIndex    uint64                      `json:"job_modify_index"`
+	JobCreateIndex    uint64                      `json:"job_create_index"`
+	TaskGroups        map[string]*DeploymentState `json:"task_groups"`
+	Status            string                      `json:"status"`
+	StatusDescription string                      `json:"status_description,omitempty"`
+	CreateIndex       uint64                      `json:"create_index"`
+	ModifyIndex       uint64                      `json:"modify_index"`
+	CreateTime        int64                       `json:"create_time"`
+	ModifyTime        int64                       `json:"modify_time"`
+}
+
+// DeploymentState is the progress of one group within a deployment.
+type DeploymentState struct {
+	AutoRevert        bool     `json:"auto_revert"`
+	AutoPromote       bool     `json:"auto_promote"`
+	Promoted          bool     `json:"promoted"`
+	ProgressDeadline  Duration `json:"progress_deadline"`
+	RequireProgressBy int64    `json:"require_progress_by,omitempty"`
+	PlacedCanaries    []string `json:"placed_canaries,omitempty"`
+	DesiredCanaries   int      `json:"desired_canaries"`
+	DesiredTotal      int      `json:"desired_total"`
+	PlacedAllocs      int      `json:"placed_allocs"`
+	HealthyAllocs     int      `json:"healthy_allocs"`
+	UnhealthyAllocs   int      `json:"unhealthy_allocs"`
+}
+
+// Active reports whether the deployment is still in progress.
+func (d *Deployment) Active() bool {
+	return d.Status == DeploymentStatusRunning || d.Status == DeploymentStatusPaused
+}
+
+// Copy returns a deep copy of the deployment.
+func (d *Deployment) Copy() *Deployment {
+	if d == nil {
+		return nil
+	}
+	c := *d
+	if d.TaskGroups != nil {
+		c.TaskGroups = make(map[string]*DeploymentState, len(d.TaskGroups))
+		for k, s := range d.TaskGroups {
+			sc := *s
+			sc.PlacedCanaries = append([]string(nil), s.PlacedCanaries...)
+			c.TaskGroups[k] = &sc
+		}
+	}
+	return &c
+}
