@@ -41,3 +41,17 @@ type RaftServer struct {
 	Leader  bool   `json:"leader"`
 	Voter   bool   `json:"voter"`
 }
+
+// Member event types, as the gossip pool reports them.
+const (
+	MemberEventJoin   = "join"
+	MemberEventLeave  = "leave"
+	MemberEventFailed = "failed"
+	MemberEventUpdate = "update"
+)
+
+// MemberEvent is a change in the gossip pool.
+type MemberEvent struct {
+	Type   string
+	Member Member
+}

@@ -183,3 +183,9 @@ type RaftPeerRequest struct {
 type GenericResponse struct {
 	WriteMeta
 }
+
+// ForceLeaveRequest names a failed gossip member to remove from Raft.
+type ForceLeaveRequest struct {
+	Node string
+	WriteRequest
+}
