@@ -1,0 +1,34 @@
+package api
+
+import (
+	"context"
+
+	"github.com/drover-sh/drover/structs"
+)
+
+// Evaluations reads evaluations.
+type Evaluations struct{ c *Client }
+
+// Evaluations returns the evaluations endpoints.
+func (c *Client) Evaluations() *Evaluations { return &Evaluations{c: c} }
+
+// List lists evaluations. q.Prefix filters by ID prefix; q.Params may
+// carry "job" (a job ID) and "status".
+func (e *Evaluations) List(ctx context.Context, q *QueryOptions) ([]*structs.Evaluation, *QueryMeta, error) {
+	var out []*structs.Evaluation
+	meta, err := e.c.query(ctx, "/evaluations", q, &out)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, meta, nil
+}
+
+// Info reads one evaluation by its full ID.
+func (e *Evaluations) Info(ctx context.Context, id string, q *QueryOptions) (*structs.Evaluation, *QueryMeta, error) {
+	var out structs.Evaluation
+	meta, err := e.c.query(ctx, "/evaluation/"+escape(id), q, &out)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &out, meta, nil
+}
