@@ -38,11 +38,18 @@ type fakeAgent struct {
 	mu       sync.Mutex
 	handlers map[string]http.HandlerFunc
 	requests []seen
+	conns    atomic.Int32 // connections accepted
 }
 
 func newFakeAgent(t *testing.T) *fakeAgent {
 	f := &fakeAgent{t: t, handlers: map[string]http.HandlerFunc{}}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			f.conns.Add(1)
+		}
+	}
+	f.srv.Start()
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -339,19 +346,13 @@ func TestTransportError_CanceledContext(t *testing.T) {
 func TestClients_ShareConnections(t *testing.T) {
 	f := newFakeAgent(t)
 	f.reply("GET /v1/status/leader", "10.0.0.1:4751")
-	var conns atomic.Int32
-	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
 	for i := 0; i < 20; i++ {
 		// A new Client per call, as the CLI and tests do.
 		leader, err := f.client(nil).Status().Leader(ctx(t))
 		require.NoError(t, err)
 		require.Equal(t, "10.0.0.1:4751", leader)
 	}
-	require.Equal(t, int32(1), conns.Load(), "every request reused one keep-alive connection")
+	require.Equal(t, int32(1), f.conns.Load(), "every request reused one keep-alive connection")
 }
 
 func TestClient_OwnHTTPClient(t *testing.T) {
