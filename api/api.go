@@ -253,7 +253,7 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, time.Durat
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, c.url(r), body)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s %s: %w", r.method, r.path, err)
+		return nil, 0, fmt.Errorf("%s /v1%s: %w", r.method, r.path, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	if r.contentType != "" {
@@ -279,7 +279,7 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, time.Durat
 // expired context is reported as such, not as an unreachable agent.
 func (c *Client) transportError(ctx context.Context, r *request, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		return fmt.Errorf("%s %s: %w", r.method, r.path, ctxErr)
+		return fmt.Errorf("%s /v1%s: %w", r.method, r.path, ctxErr)
 	}
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
@@ -328,7 +328,7 @@ func (c *Client) write(ctx context.Context, r *request, w *WriteOptions, out any
 
 func decodeBody(resp *http.Response, r *request, out any) error {
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decoding the answer to %s %s: %w", r.method, r.path, err)
+		return fmt.Errorf("decoding the answer to %s /v1%s: %w", r.method, r.path, err)
 	}
 	return nil
 }

@@ -307,7 +307,7 @@ func TestError_BadSuccessBody(t *testing.T) {
 	f := newFakeAgent(t)
 	f.handle("GET /v1/jobs", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{not json") })
 	_, _, err := f.client(nil).Jobs().List(ctx(t), nil)
-	require.ErrorContains(t, err, "decoding the answer to GET /jobs")
+	require.ErrorContains(t, err, "decoding the answer to GET /v1/jobs")
 }
 
 func TestTransportError_NamesTheAgent(t *testing.T) {
