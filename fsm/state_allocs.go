@@ -1,0 +1,148 @@
+package fsm
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/drover-sh/drover/structs"
+)
+
+// AllocByID returns the allocation, or nil when it does not exist.
+func (r *stateReader) AllocByID(ws memdb.WatchSet, id string) (*structs.Allocation, error) {
+	ch, raw, err := r.readTxn().FirstWatch(tableAllocs, "id", id)
+	if err != nil {
+		return nil, fmt.Errorf("reading allocation %q: %w", id, err)
+	}
+	watch(ws, ch)
+	if raw == nil {
+		return nil, nil
+	}
+	return raw.(*structs.Allocation), nil
+}
+
+// AllocsByPrefix returns the allocations of namespace ("*" for all) whose
+// ID starts with prefix, sorted by ID.
+func (r *stateReader) AllocsByPrefix(ws memdb.WatchSet, namespace, prefix string) ([]*structs.Allocation, error) {
+	it, err := r.readTxn().Get(tableAllocs, "id_prefix", prefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing allocations by prefix %q: %w", prefix, err)
+	}
+	watch(ws, it.WatchCh())
+	var out []*structs.Allocation
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		a := raw.(*structs.Allocation)
+		if namespace == allNamespaces || a.Namespace == namespace {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// AllocsByJob returns the allocations of a job. Unless all is set, it
+// leaves out allocations of an earlier job with the same ID (one that was
+// purged and registered again), told apart by the job's CreateIndex.
+func (r *stateReader) AllocsByJob(ws memdb.WatchSet, namespace, jobID string, all bool) ([]*structs.Allocation, error) {
+	txn := r.readTxn()
+	var job *structs.Job
+	if !all {
+		var err error
+		if job, err = jobByIDTxn(txn, ws, namespace, jobID); err != nil {
+			return nil, err
+		}
+	}
+	it, err := txn.Get(tableAllocs, "job", namespace, jobID)
+	if err != nil {
+		return nil, fmt.Errorf("listing allocations of job %q in namespace %q: %w", jobID, namespace, err)
+	}
+	watch(ws, it.WatchCh())
+	var out []*structs.Allocation
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		a := raw.(*structs.Allocation)
+		if job != nil && a.Job != nil && a.Job.CreateIndex != job.CreateIndex {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// AllocsByNode returns the allocations placed on a node, sorted by ID.
+func (r *stateReader) AllocsByNode(ws memdb.WatchSet, nodeID string) ([]*structs.Allocation, error) {
+	return r.allocsBy(ws, "node", nodeID)
+}
+
+// AllocsByEval returns the allocations an evaluation placed, sorted by ID.
+func (r *stateReader) AllocsByEval(ws memdb.WatchSet, evalID string) ([]*structs.Allocation, error) {
+	return r.allocsBy(ws, "eval", evalID)
+}
+
+func (r *stateReader) allocsBy(ws memdb.WatchSet, index, value string) ([]*structs.Allocation, error) {
+	it, err := r.readTxn().Get(tableAllocs, index, value)
+	if err != nil {
+		return nil, fmt.Errorf("listing allocations by %s %q: %w", index, value, err)
+	}
+	watch(ws, it.WatchCh())
+	var out []*structs.Allocation
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*structs.Allocation))
+	}
+	return out, nil
+}
+
+// UpsertAllocs writes allocations and derives the status of their jobs
+// again. An existing allocation keeps its CreateIndex. An allocation
+// without a Job keeps the one it had, or for a new allocation gets the
+// job's current version, so entries need not carry the job. The store
+// keeps copies.
+func (s *StateStore) UpsertAllocs(index uint64, allocs []*structs.Allocation) error {
+	copies := make([]*structs.Allocation, len(allocs))
+	for i, a := range allocs {
+		copies[i] = a.Copy()
+	}
+	return s.upsertAllocs(index, copies)
+}
+
+// upsertAllocs takes ownership of allocs.
+func (s *StateStore) upsertAllocs(index uint64, allocs []*structs.Allocation) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	touched := make([]jobKey, 0, len(allocs))
+	for _, a := range allocs {
+		if a == nil {
+			return structs.NewError(structs.ErrInvalid, "upserting a nil allocation")
+		}
+		raw, err := txn.First(tableAllocs, "id", a.ID)
+		if err != nil {
+			return fmt.Errorf("reading allocation %q: %w", a.ID, err)
+		}
+		if raw != nil {
+			existing := raw.(*structs.Allocation)
+			a.CreateIndex = existing.CreateIndex
+			if a.Job == nil {
+				a.Job = existing.Job
+			}
+		} else {
+			a.CreateIndex = index
+			if a.Job == nil {
+				if a.Job, err = jobByIDTxn(txn, nil, a.Namespace, a.JobID); err != nil {
+					return err
+				}
+			}
+		}
+		a.ModifyIndex = index
+		a.AllocModifyIndex = index
+		if err := txn.Insert(tableAllocs, a); err != nil {
+			return fmt.Errorf("writing allocation %q: %w", a.ID, err)
+		}
+		touched = append(touched, jobKey{a.Namespace, a.JobID})
+	}
+	if err := setIndex(txn, index, tableAllocs); err != nil {
+		return err
+	}
+	if err := setJobStatuses(txn, index, touched); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
