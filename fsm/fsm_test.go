@@ -10,27 +10,25 @@ import (
 	"github.com/drover-sh/drover/structs"
 )
 
-func newTestFSM(t testing.TB) *FSM {
-	t.Helper()
+func newTestFSM(t require.TestingT) *FSM {
+	helper(t)
 	f, err := New(nil)
 	require.NoError(t, err)
 	return f
 }
 
 // entry encodes a Raft log entry the way the server proposes one.
-func entry(t testing.TB, index uint64, mt structs.MessageType, msg any) *raft.Log {
-	t.Helper()
+func entry(t require.TestingT, index uint64, mt structs.MessageType, msg any) *raft.Log {
+	helper(t)
 	data, err := structs.Encode(mt, msg)
 	require.NoError(t, err)
 	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}
 }
 
 // applyOK applies an entry and requires it to succeed.
-func applyOK(t testing.TB, f *FSM, l *raft.Log) {
-	t.Helper()
-	if resp := f.Apply(l); resp != nil {
-		t.Fatalf("apply at index %d: %v", l.Index, resp)
-	}
+func applyOK(t require.TestingT, f *FSM, l *raft.Log) {
+	helper(t)
+	require.Nil(t, f.Apply(l), "apply at index %d", l.Index)
 }
 
 // memSink is an in-memory raft.SnapshotSink.
@@ -44,8 +42,8 @@ func (s *memSink) Close() error  { s.closed = true; return nil }
 func (s *memSink) Cancel() error { s.cancelled = true; return nil }
 
 // persist snapshots f into memory.
-func persist(t testing.TB, f *FSM) *memSink {
-	t.Helper()
+func persist(t require.TestingT, f *FSM) *memSink {
+	helper(t)
 	snap, err := f.Snapshot()
 	require.NoError(t, err)
 	defer snap.Release()
@@ -56,8 +54,8 @@ func persist(t testing.TB, f *FSM) *memSink {
 }
 
 // restoreInto restores the bytes of sink into f.
-func restoreInto(t testing.TB, f *FSM, sink *memSink) {
-	t.Helper()
+func restoreInto(t require.TestingT, f *FSM, sink *memSink) {
+	helper(t)
 	require.NoError(t, f.Restore(nopCloser{bytes.NewReader(sink.Bytes())}))
 }
 
@@ -96,7 +94,7 @@ func TestApply_JobRegisterEnforceIndex(t *testing.T) {
 		}))
 	}
 	requireConflict := func(resp any) {
-		t.Helper()
+		helper(t)
 		err, ok := resp.(error)
 		require.True(t, ok, "want an error, got %#v", resp)
 		var coded *structs.Error

@@ -111,8 +111,8 @@ func newTestStore(t testing.TB) *StateStore {
 
 // dump lists every row of every table, table by table in key order, so two
 // stores compare with one require.Equal.
-func dump(t testing.TB, s *StateStore) map[string][]any {
-	t.Helper()
+func dump(t require.TestingT, s *StateStore) map[string][]any {
+	helper(t)
 	txn := s.db.Txn(false)
 	out := make(map[string][]any)
 	for _, table := range append([]string{tableIndex}, tables...) {
@@ -126,3 +126,10 @@ func dump(t testing.TB, s *StateStore) map[string][]any {
 }
 
 func evalID(n int) string { return fmt.Sprintf("eval-%04d", n) }
+
+// helper marks the caller as a test helper when t can (rapid's T cannot).
+func helper(t require.TestingT) {
+	if h, ok := t.(interface{ Helper() }); ok {
+		h.Helper()
+	}
+}
