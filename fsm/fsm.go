@@ -18,6 +18,8 @@ type FSM struct {
 	state atomic.Pointer[StateStore]
 }
 
+var _ raft.FSM = (*FSM)(nil)
+
 // New returns an FSM over an empty store.
 func New(logger hclog.Logger) (*FSM, error) {
 	if logger == nil {

@@ -202,5 +202,3 @@ func TestRegisterRejectsDuplicates(t *testing.T) {
 	require.Panics(t, func() { register(structs.JobRegisterRequestType, (*FSM).applyJobRegister) })
 	require.Panics(t, func() { register(structs.IgnoreUnknownTypeFlag|1, (*FSM).applyJobRegister) })
 }
-
-var _ raft.FSM = (*FSM)(nil)
