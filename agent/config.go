@@ -1,0 +1,136 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Default ports; see DESIGN.md.
+const (
+	DefaultHTTPPort   = 4750
+	DefaultRPCPort    = 4751
+	DefaultGossipPort = 4752
+)
+
+// Config is an agent's configuration: a YAML file (-config) overridden by
+// command-line flags.
+type Config struct {
+	Name       string   `yaml:"name"`
+	Region     string   `yaml:"region"`
+	Datacenter string   `yaml:"datacenter"`
+	DataDir    string   `yaml:"data_dir"`
+	BindAddr   string   `yaml:"bind_addr"`
+	Advertise  string   `yaml:"advertise"`
+	LogLevel   string   `yaml:"log_level"`
+	LogJSON    bool     `yaml:"log_json"`
+	Ports      Ports    `yaml:"ports"`
+	Join       []string `yaml:"join"`
+	Server     Server   `yaml:"server"`
+	// MaxRequestBytes caps request bodies (job files); larger ones get 413.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+
+	// Dev runs one server on 127.0.0.1 with a temporary data dir.
+	Dev bool `yaml:"-"`
+	// FastGossip shortens gossip timers (tests, dev).
+	FastGossip bool `yaml:"-"`
+}
+
+// Ports are the agent's listening ports.
+type Ports struct {
+	HTTP   int `yaml:"http"`
+	RPC    int `yaml:"rpc"`
+	Gossip int `yaml:"gossip"`
+}
+
+// Server is the server part of the config.
+type Server struct {
+	Enabled         bool `yaml:"enabled"`
+	BootstrapExpect int  `yaml:"bootstrap_expect"`
+	RaftMultiplier  int  `yaml:"raft_multiplier"`
+}
+
+// DefaultConfig returns the defaults flags and files are laid over.
+func DefaultConfig() *Config {
+	return &Config{
+		Region:          "global",
+		Datacenter:      "dc1",
+		BindAddr:        "0.0.0.0",
+		LogLevel:        "info",
+		Ports:           Ports{HTTP: DefaultHTTPPort, RPC: DefaultRPCPort, Gossip: DefaultGossipPort},
+		MaxRequestBytes: 4 << 20,
+		Server:          Server{RaftMultiplier: 1},
+	}
+}
+
+// LoadConfigFile reads a YAML config file over c. Unknown keys are errors.
+func LoadConfigFile(c *Config, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate checks the config and fills what derives from other fields.
+func (c *Config) Validate() error {
+	var errs []error
+	if !c.Server.Enabled {
+		errs = append(errs, errors.New("the agent must run a server (-server or -dev); client mode arrives with the client work"))
+	}
+	if c.Server.Enabled && !c.Dev && c.DataDir == "" {
+		errs = append(errs, errors.New("-data-dir is required for a server (or use -dev)"))
+	}
+	if c.Server.BootstrapExpect < 0 {
+		errs = append(errs, errors.New("-bootstrap-expect must be >= 0"))
+	}
+	if net.ParseIP(c.BindAddr) == nil {
+		errs = append(errs, fmt.Errorf("-bind %q is not an IP address", c.BindAddr))
+	}
+	if c.Advertise != "" && net.ParseIP(c.Advertise) == nil {
+		errs = append(errs, fmt.Errorf("-advertise %q is not an IP address", c.Advertise))
+	}
+	for name, p := range map[string]int{"http": c.Ports.HTTP, "rpc": c.Ports.RPC, "gossip": c.Ports.Gossip} {
+		if p < 0 || p > 65535 {
+			errs = append(errs, fmt.Errorf("%s port %d out of range", name, p))
+		}
+	}
+	if c.Server.RaftMultiplier < 1 || c.Server.RaftMultiplier > 10 {
+		errs = append(errs, fmt.Errorf("raft_multiplier must be 1..10, got %d", c.Server.RaftMultiplier))
+	}
+	return errors.Join(errs...)
+}
+
+// advertiseIP is the address other agents reach this one at.
+func (c *Config) advertiseIP() string {
+	if c.Advertise != "" {
+		return c.Advertise
+	}
+	if ip := net.ParseIP(c.BindAddr); ip != nil && !ip.IsUnspecified() {
+		return c.BindAddr
+	}
+	return firstPrivateIP()
+}
+
+// firstPrivateIP picks the address to advertise when bound to 0.0.0.0:
+// the first non-loopback IPv4 address, else loopback.
+func firstPrivateIP() string {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+				return ipn.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}

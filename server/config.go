@@ -1,0 +1,69 @@
+package server
+
+import (
+	"net"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config configures a server. The agent fills it from its own config.
+type Config struct {
+	NodeName   string
+	NodeID     string // also the Raft server ID; stable across restarts
+	Region     string
+	Datacenter string
+
+	// DataDir holds raft/ (log, stable store, snapshots).
+	DataDir string
+
+	// RPCAddr is the address the RPC+Raft port listens on; RPCAdvertise is
+	// the address other servers dial (defaults to RPCAddr).
+	RPCAddr      *net.TCPAddr
+	RPCAdvertise *net.TCPAddr
+
+	// BootstrapExpect is how many servers must see each other over gossip
+	// before the first Raft configuration is written; 1 bootstraps alone.
+	BootstrapExpect int
+
+	// RaftMultiplier scales the Raft timeouts below (1 = tuned for a LAN).
+	RaftMultiplier int
+
+	// Raft tuning. Zero values take the LAN defaults from DefaultConfig.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	SnapshotThreshold  uint64
+	TrailingLogs       uint64
+
+	// ReconcileInterval is how often the leader compares gossip membership
+	// with the Raft configuration, besides reacting to member events.
+	ReconcileInterval time.Duration
+
+	Logger hclog.Logger
+}
+
+// DefaultConfig returns a config with LAN-tuned Raft timeouts.
+//
+// hashicorp/raft's defaults (1 s heartbeat and election timeouts, 500 ms
+// leader lease) are sized for WANs. On a LAN round trips are well under a
+// millisecond, so 500 ms still leaves a wide margin against spurious
+// elections under GC or fsync stalls while letting a follower notice a dead
+// leader within 0.5-1 s (the randomised timeout) and finish the election in
+// a few more round trips: failover well under 2 s. RaftMultiplier scales
+// them up for slower networks, as Consul and Nomad do.
+func DefaultConfig() *Config {
+	return &Config{
+		Region:             "global",
+		Datacenter:         "dc1",
+		RaftMultiplier:     1,
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
+		CommitTimeout:      20 * time.Millisecond,
+		SnapshotThreshold:  8192,
+		TrailingLogs:       10240,
+		ReconcileInterval:  30 * time.Second,
+	}
+}

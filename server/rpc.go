@@ -1,0 +1,128 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/rpc"
+	"reflect"
+	"time"
+
+	msgpackrpc "github.com/hashicorp/net-rpc-msgpackrpc/v2"
+	"github.com/hashicorp/yamux"
+
+	"github.com/drover-sh/drover/server/pool"
+	"github.com/drover-sh/drover/structs"
+)
+
+// rpcHandshakeTimeout bounds how long a new connection may take to say
+// what it carries.
+const rpcHandshakeTimeout = 5 * time.Second
+
+// listen accepts connections on the RPC port until the listener closes.
+func (s *Server) listen() {
+	for {
+		conn, err := s.listener.Accept()
+		if err != nil {
+			if s.isShutdown() {
+				return
+			}
+			s.logger.Error("failed to accept rpc connection", "error", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		go s.handleConn(conn)
+	}
+}
+
+// handleConn reads the connection type byte and hands the connection on.
+func (s *Server) handleConn(conn net.Conn) {
+	conn.SetReadDeadline(time.Now().Add(rpcHandshakeTimeout))
+	var b [1]byte
+	if _, err := io.ReadFull(conn, b[:]); err != nil {
+		if err != io.EOF {
+			s.logger.Debug("failed to read connection type", "remote", conn.RemoteAddr(), "error", err)
+		}
+		conn.Close()
+		return
+	}
+	conn.SetReadDeadline(time.Time{})
+	switch b[0] {
+	case pool.ConnRaft:
+		if err := s.raftLayer.handoff(conn); err != nil {
+			conn.Close()
+		}
+	case pool.ConnMultiplex:
+		s.handleMultiplex(conn)
+	default:
+		s.logger.Warn("unknown connection type", "remote", conn.RemoteAddr(), "type", b[0])
+		conn.Close()
+	}
+}
+
+// handleMultiplex serves net/rpc on every stream of a yamux session.
+func (s *Server) handleMultiplex(conn net.Conn) {
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	sess, err := yamux.Server(conn, cfg)
+	if err != nil {
+		s.logger.Error("failed to start yamux session", "error", err)
+		conn.Close()
+		return
+	}
+	defer sess.Close()
+	for {
+		stream, err := sess.Accept()
+		if err != nil {
+			return
+		}
+		go s.rpcServer.ServeCodec(msgpackrpc.NewCodecFromHandle(true, true, stream, structs.MsgpackHandle()))
+	}
+}
+
+// RPC calls an endpoint in this process ("Job.Register"), going through
+// net/rpc with an in-memory codec so local and remote calls behave alike.
+// Coded errors come back as *structs.Error.
+func (s *Server) RPC(method string, args, reply any) error {
+	codec := &inmemCodec{method: method, args: args, reply: reply}
+	if err := s.rpcServer.ServeRequest(codec); err != nil {
+		return err
+	}
+	return pool.DecodeError(codec.err)
+}
+
+// inmemCodec is a rpc.ServerCodec that passes pointers instead of bytes.
+type inmemCodec struct {
+	method string
+	args   any
+	reply  any
+	err    error
+}
+
+func (c *inmemCodec) ReadRequestHeader(req *rpc.Request) error {
+	req.ServiceMethod = c.method
+	return nil
+}
+
+func (c *inmemCodec) ReadRequestBody(args any) error {
+	if args == nil {
+		return nil
+	}
+	src := reflect.Indirect(reflect.ValueOf(c.args))
+	dst := reflect.Indirect(reflect.ValueOf(args))
+	dst.Set(src)
+	return nil
+}
+
+func (c *inmemCodec) WriteResponse(resp *rpc.Response, reply any) error {
+	if resp.Error != "" {
+		c.err = errors.New(resp.Error)
+		return nil
+	}
+	src := reflect.Indirect(reflect.ValueOf(reply))
+	dst := reflect.Indirect(reflect.ValueOf(c.reply))
+	dst.Set(src)
+	return nil
+}
+
+func (c *inmemCodec) Close() error { return nil }
