@@ -34,6 +34,9 @@ type Config struct {
 	// MaxRequestBytes caps request bodies (job files); larger ones get 413.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 
+	// EnableDebug serves Go's profiler at /debug/pprof/.
+	EnableDebug bool `yaml:"enable_debug"`
+
 	// Dev runs one server on 127.0.0.1 with a temporary data dir.
 	Dev bool `yaml:"-"`
 	// FastGossip shortens gossip timers (tests, dev).

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +58,11 @@ func (h *httpHandler) routes() {
 	h.route("/v1/agent/force-leave", methods{"PUT": h.agentForceLeave, "POST": h.agentForceLeave})
 	h.route("/v1/operator/raft/configuration", methods{"GET": h.operatorRaftConfiguration})
 	h.route("/v1/operator/raft/peer", methods{"DELETE": h.operatorRaftRemovePeer})
+	if h.agent.config.EnableDebug {
+		h.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		h.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		h.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, structs.NewError(structs.ErrNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

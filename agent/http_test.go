@@ -59,13 +59,13 @@ func TestHTTP_BadInputIsRefusedWithNoWrite(t *testing.T) {
 		line        int
 	}{
 		{name: "unknown field", method: "PUT", path: "/v1/jobs", contentType: "application/yaml",
-			body: "id: a\ngroups:\n  - name: g\n    tasks:\n      - name: t\n        imagee: x\n",
+			body:   "id: a\ngroups:\n  - name: g\n    tasks:\n      - name: t\n        imagee: x\n",
 			status: 400, code: "invalid", field: "groups[0].tasks[0].imagee", line: 6},
 		{name: "negative count", method: "PUT", path: "/v1/jobs", contentType: "application/yaml",
-			body: "id: a\ngroups:\n  - name: g\n    count: -2\n    tasks:\n      - name: t\n        image: x\n",
+			body:   "id: a\ngroups:\n  - name: g\n    count: -2\n    tasks:\n      - name: t\n        image: x\n",
 			status: 400, code: "invalid", field: "groups[0].count", line: 4},
 		{name: "wrong type in JSON", method: "PUT", path: "/v1/jobs", contentType: "application/json",
-			body: "{\"id\": \"a\", \"priority\": \"high\", \"groups\": []}",
+			body:   "{\"id\": \"a\", \"priority\": \"high\", \"groups\": []}",
 			status: 400, code: "invalid", field: "priority", line: 1},
 		{name: "unsupported content type", method: "PUT", path: "/v1/jobs", contentType: "application/xml",
 			body: "<job/>", status: 415, code: "unsupported"},

@@ -45,6 +45,7 @@ Examples:
 			&cli.IntFlag{Name: "raft-multiplier", Usage: "scale Raft timeouts (1 = LAN)", Value: 1},
 			&cli.StringFlag{Name: "log-level", Usage: "trace, debug, info, warn or error", Value: "info"},
 			&cli.BoolFlag{Name: "log-json", Usage: "log as JSON lines"},
+			&cli.BoolFlag{Name: "enable-debug", Usage: "serve Go's profiler at /debug/pprof/"},
 		},
 		Action: runAgent,
 	}
@@ -126,6 +127,7 @@ func agentConfig(c *cli.Context) (*agent.Config, error) {
 	set("raft-multiplier", func() { cfg.Server.RaftMultiplier = c.Int("raft-multiplier") })
 	set("log-level", func() { cfg.LogLevel = c.String("log-level") })
 	set("log-json", func() { cfg.LogJSON = c.Bool("log-json") })
+	set("enable-debug", func() { cfg.EnableDebug = c.Bool("enable-debug") })
 	if cfg.Server.Enabled && cfg.Server.BootstrapExpect == 0 && !cfg.Dev && len(cfg.Join) == 0 {
 		return nil, fmt.Errorf("a server needs -bootstrap-expect N to form a cluster, or -join to join one")
 	}

@@ -93,7 +93,7 @@ func jobRun(c *cli.Context) error {
 	// The answer does not repeat the job's ID: read it from the file. A file
 	// this CLI cannot parse but the agent took still gets a message.
 	what := "Job"
-	if job, err := parseJob(data); err == nil && job.ID != "" {
+	if job, err := structs.ParseJob(data); err == nil && job.ID != "" {
 		what = fmt.Sprintf("Job %q", job.ID)
 	}
 	fmt.Fprintf(stdout, "%s registered: version %d, evaluation %s\n", what, resp.JobVersion, resp.EvalID)
@@ -123,7 +123,7 @@ func jobValidate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := parseJob(data); err != nil {
+	if _, err := structs.ParseJob(data); err != nil {
 		var verr *structs.ValidationError
 		if errors.As(err, &verr) && len(verr.Errors) > 0 {
 			printProblems(name, verr.Errors)

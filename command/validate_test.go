@@ -9,9 +9,6 @@ import (
 )
 
 func TestJobValidate_GoodFile(t *testing.T) {
-	if !haveParseJob {
-		t.Skip("structs.ParseJob has not landed yet")
-	}
 	r := run(t, "job", "validate", writeFile(t, "web.yaml", webYAML))
 	requireOK(t, r)
 	require.Equal(t, "Job validation successful\n", r.stdout)
@@ -21,9 +18,6 @@ func TestJobValidate_GoodFile(t *testing.T) {
 }
 
 func TestJobValidate_BadFilePrintsEveryProblemWithItsPosition(t *testing.T) {
-	if !haveParseJob {
-		t.Skip("structs.ParseJob has not landed yet")
-	}
 	t.Setenv("DROVER_ADDR", "http://127.0.0.1:1") // offline: nothing may be asked
 	path := writeFile(t, "bad.yaml", `id: web
 type: service

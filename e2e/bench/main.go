@@ -48,7 +48,7 @@ func run(duration time.Duration, failovers int) error {
 	}
 	for _, a := range c.Agents {
 		// Debug logging would cost more than the work measured.
-		a.Args = append(a.Args, "-log-level", "warn")
+		a.Args = append(a.Args, "-log-level", "warn", "-enable-debug")
 	}
 	if err := c.Start(); err != nil {
 		return err
@@ -61,6 +61,9 @@ func run(duration time.Duration, failovers int) error {
 		return err
 	}
 
+	if os.Getenv("BENCH_PAUSE") != "" {
+		fmt.Println("leader:", leader.HTTPAddr())
+	}
 	fmt.Printf("drover bench: 3 servers on loopback, %d CPUs, %s\n\n", runtime.NumCPU(), runtime.Version())
 	fmt.Println("Raft-committed job registrations through PUT /v1/jobs (YAML body, distinct jobs)")
 	fmt.Printf("| %-28s | %11s | %8s | %6s | %9s | %8s | %8s |\n", "target", "concurrency", "requests", "errors", "writes/s", "p50 ms", "p99 ms")
