@@ -51,6 +51,9 @@ func New(config *Config, logger hclog.Logger) (*Agent, error) {
 		logger = hclog.NewNullLogger()
 	}
 	a := &Agent{config: config, logger: logger}
+	if config.Server.Enabled {
+		tuneGC()
+	}
 	if config.Dev && config.DataDir == "" {
 		dir, err := os.MkdirTemp("", "drover-dev-")
 		if err != nil {

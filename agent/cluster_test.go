@@ -152,3 +152,35 @@ func TestCluster_LateServerIsAddedAsVoter(t *testing.T) {
 	require.NoError(t, leader.client().Operator().RaftRemovePeerByID(ctx(t), late.id))
 	waitForLeader(t, nodes, 3)
 }
+
+func TestCluster_ForceLeaveRemovesDeadServer(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader := waitForLeader(t, nodes, 3)
+	dead := followers(nodes, leader)[0]
+	dead.stop()
+
+	live := followers(nodes, dead)
+	// Gossip must see it dead (not alive) before force-leave accepts it.
+	require.Eventually(t, func() bool {
+		members, err := live[0].client().Agent().Members(ctx(t))
+		if err != nil {
+			return false
+		}
+		for _, m := range members.Members {
+			if m.Name == dead.name {
+				return m.Status != "alive"
+			}
+		}
+		return false
+	}, 15*time.Second, 50*time.Millisecond)
+
+	// An alive member is refused.
+	err := live[0].client().Agent().ForceLeave(ctx(t), live[1].name)
+	require.Error(t, err)
+	require.Equal(t, "invalid", string(api.CodeOf(err)))
+
+	require.NoError(t, live[0].client().Agent().ForceLeave(ctx(t), dead.name))
+	waitForLeader(t, live, 2)
+	_, err = live[1].client().Jobs().Register(ctx(t), jobYAML("after-force-leave", 1), "application/yaml", nil)
+	require.NoError(t, err)
+}

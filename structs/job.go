@@ -152,14 +152,16 @@ func (j *Job) Copy() *Job {
 
 // SpecChanged reports whether the user-declared part of the job differs
 // from other's; server-set fields (status, version, indexes) are ignored.
+// It runs in every job registration's Apply, so it compares shallow copies
+// instead of deep-copying both jobs.
 func (j *Job) SpecChanged(other *Job) bool {
 	if j == nil || other == nil {
 		return j != other
 	}
-	a, b := j.Copy(), other.Copy()
+	a, b := *j, *other
 	a.clearServerFields()
 	b.clearServerFields()
-	return !reflect.DeepEqual(a, b)
+	return !reflect.DeepEqual(&a, &b)
 }
 
 func (j *Job) clearServerFields() {
