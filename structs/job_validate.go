@@ -1,7 +1,6 @@
 package structs
 
 import (
-	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -12,25 +11,32 @@ var (
 	taskNamePattern    = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 	envKeyPattern      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	portLabelPattern   = regexp.MustCompile(`^[a-zA-Z0-9_]+$`)
-	serviceNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	serviceNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	cniNamePattern     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 )
 
-// Constraint operators.
-var constraintOperators = map[string]bool{
-	"=": true, "==": true, "!=": true, "<": true, "<=": true, ">": true, ">=": true,
-	"regexp": true, "version": true, "semver": true, "set_contains": true,
-	"set_contains_any": true, "distinct_hosts": true, "distinct_property": true,
-	"is_set": true, "is_not_set": true,
+// maxIDLength keeps ids usable as DNS labels and in container names.
+const maxIDLength = 63
+
+// Constraint operators, in the order messages list them.
+var constraintOperators = []string{
+	"=", "==", "!=", "<", "<=", ">", ">=", "regexp", "version", "semver",
+	"set_contains", "set_contains_any", "distinct_hosts", "distinct_property",
+	"is_set", "is_not_set",
 }
 
 // Validate returns a *ValidationError listing every problem of the job,
-// each with its field path, or nil. Run Canonicalize first.
+// each with its field path ("groups[0].tasks[1].image"), or nil. Run
+// Canonicalize first: Validate does not fill defaults, so a missing
+// default reads as a problem.
 func (j *Job) Validate() error {
 	v := &ValidationError{}
-	checkID(v, "id", j.ID)
-	if j.Namespace != "" {
-		checkID(v, "namespace", j.Namespace)
+	if j == nil {
+		v.Add("", "missing job")
+		return v
 	}
+	checkID(v, "id", j.ID)
+	checkID(v, "namespace", j.Namespace)
 	switch j.Type {
 	case JobTypeService, JobTypeBatch, JobTypeSystem:
 	default:
@@ -39,9 +45,12 @@ func (j *Job) Validate() error {
 	if j.Priority < 1 || j.Priority > 100 {
 		v.Add("priority", "must be between 1 and 100, got %d", j.Priority)
 	}
+	if len(j.Datacenters) == 0 {
+		v.Add("datacenters", "at least one datacenter is required (%q means any)", AnyDatacenter)
+	}
 	for i, dc := range j.Datacenters {
 		if strings.TrimSpace(dc) == "" {
-			v.Add(fmt.Sprintf("datacenters[%d]", i), "must not be empty")
+			v.Add(index("datacenters", i), "must not be empty")
 		}
 	}
 	validateConstraints(v, "constraints", j.Constraints)
@@ -55,14 +64,12 @@ func (j *Job) Validate() error {
 	}
 	names := map[string]int{}
 	for i, g := range j.Groups {
-		path := fmt.Sprintf("groups[%d]", i)
+		path := index("groups", i)
 		if g == nil {
-			v.Add(path, "must not be empty")
+			v.Add(path, "must not be null")
 			continue
 		}
-		if g.Name == "" {
-			v.Add(path+".name", "required")
-		} else if first, dup := names[g.Name]; dup {
+		if first, dup := names[g.Name]; dup && g.Name != "" {
 			v.Add(path+".name", "duplicate group name %q (first at groups[%d])", g.Name, first)
 		} else {
 			names[g.Name] = i
@@ -73,12 +80,13 @@ func (j *Job) Validate() error {
 	return v.ErrOrNil()
 }
 
+// checkID checks a name that ends up in URLs, DNS names and keys.
 func checkID(v *ValidationError, field, id string) {
 	switch {
 	case id == "":
 		v.Add(field, "required")
-	case len(id) > 63:
-		v.Add(field, "must be at most 63 characters, got %d", len(id))
+	case len(id) > maxIDLength:
+		v.Add(field, "must be at most %d characters, got %d", maxIDLength, len(id))
 	case !idPattern.MatchString(id):
 		v.Add(field, "must be lowercase letters, digits and '-', starting with a letter or digit, got %q", id)
 	}
@@ -89,7 +97,7 @@ func (g *TaskGroup) validate(v *ValidationError, path string, j *Job) {
 		v.Add(path+".count", "must be >= 0, got %d", g.Count)
 	}
 	if j.Type == JobTypeSystem && g.Count > 1 {
-		v.Add(path+".count", "a system job runs one allocation per node: count must be 0 or 1, got %d", g.Count)
+		v.Add(path+".count", "must be 0 or 1 in a system job (it runs once on every node), got %d", g.Count)
 	}
 	validateConstraints(v, path+".constraints", g.Constraints)
 	validateAffinities(v, path+".affinities", g.Affinities)
@@ -97,61 +105,82 @@ func (g *TaskGroup) validate(v *ValidationError, path string, j *Job) {
 	if g.Update != nil {
 		validateUpdate(v, path+".update", g.Update, j.Type)
 	}
-	if r := g.Restart; r != nil {
-		if r.Attempts < 0 {
-			v.Add(path+".restart.attempts", "must be >= 0, got %d", r.Attempts)
-		}
-		if r.Delay < 0 {
-			v.Add(path+".restart.delay", "must be >= 0")
-		}
-		if r.Interval < 0 {
-			v.Add(path+".restart.interval", "must be >= 0")
-		}
-		if r.Mode != RestartModeFail && r.Mode != RestartModeDelay {
-			v.Add(path+".restart.mode", "must be fail or delay, got %q", r.Mode)
-		}
+	if g.Restart != nil {
+		validateRestart(v, path+".restart", g.Restart)
 	}
-	if r := g.Reschedule; r != nil {
-		switch r.DelayFunction {
-		case "constant", "exponential", "fibonacci":
-		default:
-			v.Add(path+".reschedule.delay_function", "must be constant, exponential or fibonacci, got %q", r.DelayFunction)
-		}
-		if r.Attempts < 0 {
-			v.Add(path+".reschedule.attempts", "must be >= 0, got %d", r.Attempts)
-		}
-		if r.Delay < 0 {
-			v.Add(path+".reschedule.delay", "must be >= 0")
-		}
-		if r.MaxDelay != 0 && r.MaxDelay < r.Delay {
-			v.Add(path+".reschedule.max_delay", "must be >= delay (%s), got %s", r.Delay, r.MaxDelay)
+	if g.Reschedule != nil {
+		if j.Type == JobTypeSystem {
+			v.Add(path+".reschedule", "system jobs are not rescheduled: remove the block")
+		} else {
+			validateReschedule(v, path+".reschedule", g.Reschedule)
 		}
 	}
 	labels := g.validateNetwork(v, path)
-	g.validateServices(v, path, labels)
+	tasks := make(map[string]bool, len(g.Tasks))
+	for _, t := range g.Tasks {
+		if t != nil {
+			tasks[t.Name] = true
+		}
+	}
+	g.validateServices(v, path, labels, tasks)
 	if len(g.Tasks) == 0 {
 		v.Add(path+".tasks", "at least one task is required")
 	}
 	names := map[string]int{}
 	for i, t := range g.Tasks {
-		tpath := fmt.Sprintf("%s.tasks[%d]", path, i)
+		tpath := index(path+".tasks", i)
 		if t == nil {
-			v.Add(tpath, "must not be empty")
+			v.Add(tpath, "must not be null")
 			continue
 		}
-		switch {
+		switch first, dup := names[t.Name]; {
 		case t.Name == "":
 			v.Add(tpath+".name", "required")
+		case dup:
+			v.Add(tpath+".name", "duplicate task name %q (first at tasks[%d])", t.Name, first)
 		case !taskNamePattern.MatchString(t.Name):
-			v.Add(tpath+".name", "must be letters, digits, '_', '.' and '-', got %q", t.Name)
+			v.Add(tpath+".name", "must be letters, digits, '_', '.' and '-', starting with a letter or digit, got %q", t.Name)
 		default:
-			if first, dup := names[t.Name]; dup {
-				v.Add(tpath+".name", "duplicate task name %q (first at tasks[%d])", t.Name, first)
-			} else {
-				names[t.Name] = i
-			}
+			names[t.Name] = i
 		}
 		t.validate(v, tpath)
+	}
+}
+
+func validateRestart(v *ValidationError, path string, r *RestartPolicy) {
+	if r.Attempts < 0 {
+		v.Add(path+".attempts", "must be >= 0, got %d", r.Attempts)
+	}
+	if r.Interval < 0 {
+		v.Add(path+".interval", "must be >= 0, got %s", r.Interval)
+	}
+	if r.Delay < 0 {
+		v.Add(path+".delay", "must be >= 0, got %s", r.Delay)
+	}
+	if r.Mode != RestartModeFail && r.Mode != RestartModeDelay {
+		v.Add(path+".mode", "must be fail or delay, got %q", r.Mode)
+	}
+}
+
+func validateReschedule(v *ValidationError, path string, r *ReschedulePolicy) {
+	if r.Attempts < 0 {
+		v.Add(path+".attempts", "must be >= 0, got %d", r.Attempts)
+	}
+	if r.Interval < 0 {
+		v.Add(path+".interval", "must be >= 0, got %s", r.Interval)
+	}
+	if r.Delay < 0 {
+		v.Add(path+".delay", "must be >= 0, got %s", r.Delay)
+	}
+	switch r.DelayFunction {
+	case DelayConstant:
+	case DelayExponential, DelayFibonacci:
+		// A growing delay needs a ceiling to grow to.
+		if r.MaxDelay < r.Delay {
+			v.Add(path+".max_delay", "must be >= delay (%s), got %s", r.Delay, r.MaxDelay)
+		}
+	default:
+		v.Add(path+".delay_function", "must be constant, exponential or fibonacci, got %q", r.DelayFunction)
 	}
 }
 
@@ -161,19 +190,19 @@ func (t *Task) validate(v *ValidationError, path string) {
 	}
 	for k := range t.Env {
 		if !envKeyPattern.MatchString(k) {
-			v.Add(path+".env."+k, "environment variable names are letters, digits and '_', not starting with a digit")
+			v.Add(join(path+".env", k), "invalid variable name %q: use letters, digits and '_', not starting with a digit", k)
 		}
 	}
 	if r := t.Resources; r != nil {
 		if r.CPU < 1 {
-			v.Add(path+".resources.cpu", "must be >= 1 MHz, got %d", r.CPU)
+			v.Add(path+".resources.cpu", "must be >= 1 (MHz), got %d", r.CPU)
 		}
 		if r.Memory < 4 {
-			v.Add(path+".resources.memory", "must be >= 4 MiB, got %d", r.Memory)
+			v.Add(path+".resources.memory", "must be >= 4 (MiB), got %d", r.Memory)
 		}
 	}
 	if t.KillTimeout < 0 {
-		v.Add(path+".kill_timeout", "must be >= 0")
+		v.Add(path+".kill_timeout", "must be >= 0, got %s", t.KillTimeout)
 	}
 }
 
@@ -184,99 +213,125 @@ func (g *TaskGroup) validateNetwork(v *ValidationError, path string) map[string]
 	if n == nil {
 		return labels
 	}
-	switch {
+	path += ".network"
+	switch cni, isCNI := strings.CutPrefix(n.Mode, "cni/"); {
 	case n.Mode == NetworkModeBridge, n.Mode == NetworkModeHost, n.Mode == NetworkModeNone:
-	case strings.HasPrefix(n.Mode, "cni/") && len(n.Mode) > 4:
+	case isCNI && cniNamePattern.MatchString(cni):
 	default:
-		v.Add(path+".network.mode", "must be bridge, host, none or cni/<name>, got %q", n.Mode)
+		v.Add(path+".mode", "must be bridge, host, none or cni/<network name>, got %q", n.Mode)
 	}
 	if n.Mode == NetworkModeNone && len(n.Ports) > 0 {
-		v.Add(path+".network.ports", "a group with network mode none cannot have ports")
+		v.Add(path+".ports", "a group with network mode none has no ports")
 	}
+	first := map[string]int{}
 	statics := map[int]int{}
 	for i, p := range n.Ports {
-		ppath := fmt.Sprintf("%s.network.ports[%d]", path, i)
+		ppath := index(path+".ports", i)
 		if p == nil {
 			v.Add(ppath, "must not be null")
 			continue
 		}
-		switch {
+		switch at, dup := first[p.Label]; {
 		case p.Label == "":
 			v.Add(ppath+".label", "required")
+		case dup:
+			v.Add(ppath+".label", "duplicate port label %q (first at ports[%d])", p.Label, at)
 		case !portLabelPattern.MatchString(p.Label):
 			v.Add(ppath+".label", "must be letters, digits and '_', got %q", p.Label)
-		case labels[p.Label]:
-			v.Add(ppath+".label", "duplicate port label %q", p.Label)
 		default:
+			first[p.Label] = i
 			labels[p.Label] = true
 		}
+		// Zero means unset for both: a dynamic host port, the same port inside.
 		if p.To < 0 || p.To > 65535 {
 			v.Add(ppath+".to", "must be between 1 and 65535, got %d", p.To)
 		}
-		if p.Static < 0 || p.Static > 65535 {
+		switch at, dup := statics[p.Static]; {
+		case p.Static < 0 || p.Static > 65535:
 			v.Add(ppath+".static", "must be between 1 and 65535, got %d", p.Static)
-		} else if p.Static > 0 {
-			if first, dup := statics[p.Static]; dup {
-				v.Add(ppath+".static", "static port %d already used by ports[%d]", p.Static, first)
-			} else {
-				statics[p.Static] = i
-			}
+		case p.Static == 0:
+		case dup:
+			v.Add(ppath+".static", "static port %d is already taken by ports[%d]", p.Static, at)
+		default:
+			statics[p.Static] = i
 		}
 	}
 	return labels
 }
 
-func (g *TaskGroup) validateServices(v *ValidationError, path string, labels map[string]bool) {
-	names := map[string]bool{}
+func (g *TaskGroup) validateServices(v *ValidationError, path string, labels, tasks map[string]bool) {
+	names := map[string]int{}
 	for i, s := range g.Services {
-		spath := fmt.Sprintf("%s.services[%d]", path, i)
+		spath := index(path+".services", i)
 		if s == nil {
 			v.Add(spath, "must not be null")
 			continue
 		}
-		switch {
+		switch first, dup := names[s.Name]; {
 		case s.Name == "":
 			v.Add(spath+".name", "required")
-		case !serviceNamePattern.MatchString(s.Name):
-			v.Add(spath+".name", "must be a DNS label (lowercase letters, digits, '-'), got %q", s.Name)
-		case names[s.Name]:
-			v.Add(spath+".name", "duplicate service name %q", s.Name)
+		case dup:
+			v.Add(spath+".name", "duplicate service name %q (first at services[%d])", s.Name, first)
+		case len(s.Name) > maxIDLength || !serviceNamePattern.MatchString(s.Name):
+			v.Add(spath+".name", "must be a DNS label: at most %d lowercase letters, digits and '-', not starting or ending with '-', got %q", maxIDLength, s.Name)
 		default:
-			names[s.Name] = true
+			names[s.Name] = i
 		}
 		checkPortRef(v, spath+".port", s.Port, labels)
 		for k, c := range s.Checks {
-			cpath := fmt.Sprintf("%s.checks[%d]", spath, k)
+			cpath := index(spath+".checks", k)
 			if c == nil {
 				v.Add(cpath, "must not be null")
 				continue
 			}
-			switch c.Type {
-			case "http", "tcp":
-				if c.Port == "" {
-					v.Add(cpath+".port", "required for %s checks (or set the service's port)", c.Type)
-				} else if c.Port != s.Port {
-					checkPortRef(v, cpath+".port", c.Port, labels)
-				}
-			case "script":
-				if c.Command == "" {
-					v.Add(cpath+".command", "required for script checks")
-				}
-			default:
-				v.Add(cpath+".type", "must be http, tcp or script, got %q", c.Type)
-			}
-			if c.Interval <= 0 {
-				v.Add(cpath+".interval", "required: how often the check runs, e.g. 10s")
-			}
-			if c.Timeout <= 0 {
-				v.Add(cpath+".timeout", "must be > 0")
-			} else if c.Interval > 0 && c.Timeout > c.Interval {
-				v.Add(cpath+".timeout", "must not exceed the interval (%s), got %s", c.Interval, c.Timeout)
-			}
+			validateCheck(v, cpath, c, s, labels, tasks)
 		}
 	}
 }
 
+func validateCheck(v *ValidationError, path string, c *Check, s *Service, labels, tasks map[string]bool) {
+	switch c.Type {
+	case CheckHTTP, CheckTCP:
+		switch {
+		case c.Port == "":
+			v.Add(path+".port", "required for %s checks: name a port label here or on the service", c.Type)
+		case c.Port != s.Port: // the service's own port is checked once, there
+			checkPortRef(v, path+".port", c.Port, labels)
+		}
+		if c.Type == CheckHTTP && c.Path != "" && !strings.HasPrefix(c.Path, "/") {
+			v.Add(path+".path", "must start with '/', got %q", c.Path)
+		}
+	case CheckScript:
+		if c.Command == "" {
+			v.Add(path+".command", "required for script checks")
+		}
+		if c.Task == "" && len(tasks) > 1 {
+			v.Add(path+".task", "required for script checks in a group of more than one task")
+		}
+	case "":
+		v.Add(path+".type", "required: http, tcp or script")
+	default:
+		v.Add(path+".type", "must be http, tcp or script, got %q", c.Type)
+	}
+	if c.Task != "" && !tasks[c.Task] {
+		v.Add(path+".task", "no task named %q in the group", c.Task)
+	}
+	switch {
+	case c.Interval == 0:
+		v.Add(path+".interval", "required: how often the check runs, e.g. 10s")
+	case c.Interval < 0:
+		v.Add(path+".interval", "must be > 0, got %s", c.Interval)
+	}
+	switch {
+	case c.Timeout <= 0:
+		v.Add(path+".timeout", "must be > 0, got %s", c.Timeout)
+	case c.Interval > 0 && c.Timeout > c.Interval:
+		v.Add(path+".timeout", "must not exceed the interval (%s), got %s", c.Interval, c.Timeout)
+	}
+}
+
+// checkPortRef checks a reference to a port: a label of the group's
+// network, or a port number.
 func checkPortRef(v *ValidationError, field, ref string, labels map[string]bool) {
 	if ref == "" || labels[ref] {
 		return
@@ -294,14 +349,18 @@ func validateUpdate(v *ValidationError, path string, u *UpdateStrategy, jobType 
 	if u.MaxParallel < 0 {
 		v.Add(path+".max_parallel", "must be >= 0, got %d", u.MaxParallel)
 	}
-	if u.Canary < 0 {
+	switch {
+	case u.Canary < 0:
 		v.Add(path+".canary", "must be >= 0, got %d", u.Canary)
-	} else if u.Canary > 0 && jobType != JobTypeService {
-		v.Add(path+".canary", "canaries are for service jobs only")
+	case u.Canary > 0 && jobType != JobTypeService:
+		v.Add(path+".canary", "canaries are for service jobs, not %s jobs", jobType)
 	}
-	for name, d := range map[string]Duration{"min_healthy_time": u.MinHealthyTime, "healthy_deadline": u.HealthyDeadline, "progress_deadline": u.ProgressDeadline} {
-		if d < 0 {
-			v.Add(path+"."+name, "must be >= 0")
+	for _, d := range []struct {
+		name string
+		val  Duration
+	}{{"min_healthy_time", u.MinHealthyTime}, {"healthy_deadline", u.HealthyDeadline}, {"progress_deadline", u.ProgressDeadline}} {
+		if d.val < 0 {
+			v.Add(path+"."+d.name, "must be >= 0, got %s", d.val)
 		}
 	}
 	if u.HealthyDeadline > 0 && u.ProgressDeadline > 0 && u.HealthyDeadline >= u.ProgressDeadline {
@@ -314,68 +373,76 @@ func validateUpdate(v *ValidationError, path string, u *UpdateStrategy, jobType 
 
 func validateConstraints(v *ValidationError, path string, cs []*Constraint) {
 	for i, c := range cs {
-		cpath := fmt.Sprintf("%s[%d]", path, i)
+		cpath := index(path, i)
 		if c == nil {
 			v.Add(cpath, "must not be null")
 			continue
 		}
-		op := c.Operator
-		if op == "" {
-			op = "="
-		}
-		if !constraintOperators[op] {
-			v.Add(cpath+".operator", "unknown operator %q", c.Operator)
-			continue
-		}
-		if c.Attribute == "" && op != "distinct_hosts" {
-			v.Add(cpath+".attribute", "required")
-		}
-		switch op {
-		case "distinct_hosts", "distinct_property", "is_set", "is_not_set":
-		default:
-			if c.Value == "" {
-				v.Add(cpath+".value", "required for operator %q", op)
-			}
-		}
-		switch op {
-		case "regexp":
-			if _, err := regexp.Compile(c.Value); err != nil {
-				v.Add(cpath+".value", "invalid regular expression: %v", err)
-			}
-		case "version", "semver":
-			if _, err := ParseVersionConstraint(c.Value); err != nil {
-				v.Add(cpath+".value", "%v", err)
-			}
-		}
+		validateMatch(v, cpath, c.Attribute, c.Operator, c.Value, false)
 	}
 }
 
 func validateAffinities(v *ValidationError, path string, as []*Affinity) {
 	for i, a := range as {
-		apath := fmt.Sprintf("%s[%d]", path, i)
+		apath := index(path, i)
 		if a == nil {
 			v.Add(apath, "must not be null")
 			continue
 		}
-		if a.Attribute == "" {
-			v.Add(apath+".attribute", "required")
-		}
-		op := a.Operator
-		if op == "" {
-			op = "="
-		}
-		if !constraintOperators[op] || op == "distinct_hosts" || op == "distinct_property" {
-			v.Add(apath+".operator", "unknown operator %q", a.Operator)
-		}
+		validateMatch(v, apath, a.Attribute, a.Operator, a.Value, true)
 		if a.Weight == 0 || a.Weight < -100 || a.Weight > 100 {
 			v.Add(apath+".weight", "must be between -100 and 100 and not 0, got %d", a.Weight)
 		}
 	}
 }
 
+// validateMatch checks the attribute/operator/value triple shared by
+// constraints and affinities.
+func validateMatch(v *ValidationError, path, attr, op, value string, affinity bool) {
+	known := false
+	for _, o := range constraintOperators {
+		known = known || o == op
+	}
+	if !known {
+		v.Add(path+".operator", "unknown operator %q (one of %s)", op, strings.Join(constraintOperators, ", "))
+		return
+	}
+	if affinity && (op == "distinct_hosts" || op == "distinct_property") {
+		v.Add(path+".operator", "%s is for constraints, not affinities", op)
+		return
+	}
+	if attr == "" && op != "distinct_hosts" {
+		v.Add(path+".attribute", "required")
+	}
+	switch op {
+	case "distinct_hosts", "is_set", "is_not_set":
+	case "distinct_property":
+		// The value, if any, is how many allocations may share a value.
+		if n, err := strconv.Atoi(value); value != "" && (err != nil || n < 1) {
+			v.Add(path+".value", "must be a count >= 1 for distinct_property, got %q", value)
+		}
+	case "regexp":
+		if value == "" {
+			v.Add(path+".value", "required for operator %q", op)
+		} else if _, err := regexp.Compile(value); err != nil {
+			v.Add(path+".value", "invalid regular expression: %v", err)
+		}
+	case "version", "semver":
+		if value == "" {
+			v.Add(path+".value", "required for operator %q", op)
+		} else if _, err := ParseVersionConstraint(value); err != nil {
+			v.Add(path+".value", "%v", err)
+		}
+	default:
+		if value == "" {
+			v.Add(path+".value", "required for operator %q", op)
+		}
+	}
+}
+
 func validateSpreads(v *ValidationError, path string, ss []*Spread) {
 	for i, s := range ss {
-		spath := fmt.Sprintf("%s[%d]", path, i)
+		spath := index(path, i)
 		if s == nil {
 			v.Add(spath, "must not be null")
 			continue
@@ -387,17 +454,21 @@ func validateSpreads(v *ValidationError, path string, ss []*Spread) {
 			v.Add(spath+".weight", "must be between 0 and 100, got %d", s.Weight)
 		}
 		sum := 0
-		seen := map[string]bool{}
+		first := map[string]int{}
 		for k, t := range s.Targets {
-			tpath := fmt.Sprintf("%s.targets[%d]", spath, k)
+			tpath := index(spath+".targets", k)
 			if t == nil {
 				v.Add(tpath, "must not be null")
 				continue
 			}
-			if seen[t.Value] {
-				v.Add(tpath+".value", "duplicate target value %q", t.Value)
+			switch at, dup := first[t.Value]; {
+			case t.Value == "":
+				v.Add(tpath+".value", "required")
+			case dup:
+				v.Add(tpath+".value", "duplicate target value %q (first at targets[%d])", t.Value, at)
+			default:
+				first[t.Value] = k
 			}
-			seen[t.Value] = true
 			if t.Percent < 0 || t.Percent > 100 {
 				v.Add(tpath+".percent", "must be between 0 and 100, got %d", t.Percent)
 			}

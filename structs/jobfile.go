@@ -10,31 +10,49 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
 
 // ParseJob decodes a job file (YAML, or JSON, which YAML reads too), fills
-// defaults and validates it. Every problem comes back in one
-// *ValidationError, each with its field path and the file's line and
-// column.
+// defaults (Canonicalize) and validates it. On any problem it returns a
+// *ValidationError whose FieldErrors carry the field path and the 1-based
+// line and column in data, in document order; every problem is reported,
+// not just the first.
+//
+// The decoder is strict: unknown fields, duplicate keys, values of the wrong
+// type and a second YAML document are errors. The fields the servers set
+// (status, version, indexes...) are accepted, so that a job read back from
+// the API can be submitted again, and their values are dropped.
 func ParseJob(data []byte) (*Job, error) {
-	d := &decoder{pos: make(map[string]position)}
+	root, errs := parseDocument(data)
+	if root == nil {
+		return nil, &ValidationError{Errors: errs}
+	}
+	if root.Kind != yaml.MappingNode {
+		errs = append(errs, &FieldError{Message: "a job file is a mapping of fields, got " + describe(root), Line: root.Line, Column: root.Column})
+		return nil, &ValidationError{Errors: errs}
+	}
+
+	d := &decoder{
+		errs:    errs,
+		pos:     map[string]position{"": {root.Line, root.Column}},
+		given:   map[string]struct{}{},
+		bad:     map[string]bool{},
+		shadows: map[string]bool{},
+	}
 	job := &Job{}
-	root, err := parseDocument(data)
-	if err != nil {
-		return nil, err
-	}
 	d.decode(root, reflect.ValueOf(job).Elem(), "")
-	job.Canonicalize()
+	job.clearServerFields()
+	job.Stop = false
+	job.canonicalize(d.given)
+
 	var verr *ValidationError
-	if err := job.Validate(); err != nil && !errors.As(err, &verr) {
-		return nil, err
-	}
-	if verr != nil {
+	if err := job.Validate(); !d.halted && errors.As(err, &verr) {
 		for _, fe := range verr.Errors {
-			if d.failed(fe.Field) {
-				continue // the decode error already says what is wrong here
+			if d.explained(fe.Field) {
+				continue
 			}
 			p := d.locate(fe.Field)
 			fe.Line, fe.Column = p.line, p.col
@@ -44,85 +62,156 @@ func ParseJob(data []byte) (*Job, error) {
 	if len(d.errs) == 0 {
 		return job, nil
 	}
-	sort.SliceStable(d.errs, func(i, j int) bool {
-		a, b := d.errs[i], d.errs[j]
-		if a.Line != b.Line {
-			return a.Line < b.Line
+	sort.SliceStable(d.errs, func(a, b int) bool {
+		x, y := d.errs[a], d.errs[b]
+		if x.Line != y.Line {
+			return x.Line < y.Line
 		}
-		return a.Column < b.Column
+		return x.Column < y.Column
 	})
+	if n := len(d.errs); n > maxProblems {
+		// Past this many, the file is not a job with mistakes; the rest
+		// would only make the answer large.
+		last := d.errs[maxProblems-1]
+		d.errs = append(d.errs[:maxProblems], &FieldError{
+			Message: fmt.Sprintf("and %d more problems", n-maxProblems), Line: last.Line, Column: last.Column,
+		})
+	}
 	return nil, &ValidationError{Errors: d.errs}
 }
 
-// parseDocument returns the one document's root node.
-func parseDocument(data []byte) (*yaml.Node, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, &ValidationError{Errors: []*FieldError{{Message: "empty job file", Line: 1, Column: 1}}}
-	}
+// maxProblems is how many problems ParseJob reports at most.
+const maxProblems = 200
+
+// parseDocument returns the root node of the file's one document, and the
+// problems found at the document level. A nil root means nothing more can
+// be read.
+func parseDocument(data []byte) (*yaml.Node, []*FieldError) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
-		return nil, &ValidationError{Errors: []*FieldError{syntaxError(err)}}
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err != io.EOF {
-		line := extra.Line
-		if line == 0 {
-			line = 1
+		if err == io.EOF {
+			return nil, []*FieldError{{Message: "empty job file", Line: 1, Column: 1}}
 		}
-		return nil, &ValidationError{Errors: []*FieldError{{Message: "a job file holds one document; found a second one", Line: line, Column: 1}}}
+		return nil, []*FieldError{syntaxError(err, data)}
 	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		return nil, &ValidationError{Errors: []*FieldError{{Message: "empty job file", Line: 1, Column: 1}}}
+	if len(doc.Content) == 0 || isEmptyDocument(doc.Content[0]) {
+		return nil, []*FieldError{{Message: "empty job file", Line: 1, Column: 1}}
 	}
-	return doc.Content[0], nil
+	root := doc.Content[0]
+
+	var errs []*FieldError
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == io.EOF:
+	case err != nil:
+		errs = append(errs, syntaxError(err, data))
+	case len(extra.Content) > 0 && isEmptyDocument(extra.Content[0]):
+		// A trailing "---" with nothing after it holds no second job.
+	default:
+		line, col := extra.Line, extra.Column
+		if len(extra.Content) > 0 {
+			line, col = extra.Content[0].Line, extra.Content[0].Column
+		}
+		errs = append(errs, &FieldError{
+			Message: "a job file holds one YAML document; found a second one (submit each job on its own)",
+			Line:    max(line, 1), Column: max(col, 1),
+		})
+	}
+	return root, errs
 }
 
-// syntaxError turns a YAML parser error ("yaml: line 3: ...") into a
-// positioned problem.
-func syntaxError(err error) *FieldError {
+func isEmptyDocument(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" && n.Value == ""
+}
+
+// parserProblems are the messages of yaml.v3's parser (as opposed to its
+// scanner). The parser reports their line counting from 0, the scanner from
+// 1; neither reports a column.
+var parserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %YAML directive":        true,
+	"found duplicate %TAG directive":         true,
+	"found incompatible YAML document":       true,
+}
+
+// syntaxError turns a parser error ("yaml: line 3: did not find...") into
+// a positioned problem.
+func syntaxError(err error, data []byte) *FieldError {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := 1
-	if strings.HasPrefix(msg, "line ") {
-		rest := msg[len("line "):]
-		if i := strings.Index(rest, ":"); i > 0 {
-			if n, perr := strconv.Atoi(rest[:i]); perr == nil {
-				line = n
-				msg = strings.TrimSpace(rest[i+1:])
+	line, col := 1, 1
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, text, ok := strings.Cut(rest, ":"); ok {
+			if n, perr := strconv.Atoi(num); perr == nil && n > 0 {
+				line, msg = n, strings.TrimSpace(text)
+				if parserProblems[msg] {
+					line++
+				}
 			}
 		}
 	}
-	return &FieldError{Message: "syntax error: " + msg, Line: line, Column: 1}
+	// An unknown alias is reported without a position; find its first use.
+	if name, ok := strings.CutPrefix(msg, "unknown anchor '"); ok {
+		name, _, _ = strings.Cut(name, "'")
+		if i := bytes.Index(data, []byte("*"+name)); i >= 0 {
+			line = bytes.Count(data[:i], []byte("\n")) + 1
+			col = i - bytes.LastIndexByte(data[:i], '\n')
+		}
+	}
+	return &FieldError{Message: "syntax error: " + msg, Line: line, Column: col}
 }
+
+// maxDecodeSteps bounds the work one file may cause. Aliases let a small
+// file expand exponentially ("billion laughs"); no real job comes near this.
+const maxDecodeSteps = 250_000
+
+// maxMergeDepth bounds chains of "<<" merge keys, which may also loop.
+const maxMergeDepth = 16
 
 type position struct{ line, col int }
 
-// decoder walks a YAML node tree into Go values by their json tags,
-// remembering where every field path was written.
+// decoder walks a YAML node tree into Go values by their json tags. It
+// remembers where every field path was written, so that Validate's paths can
+// be turned into positions, and which fields the file gave a value, so that
+// defaults fill only what the file left out.
 type decoder struct {
-	errs []*FieldError
-	pos  map[string]position
-	bad  []string
+	errs    []*FieldError
+	pos     map[string]position
+	given   map[string]struct{}
+	bad     map[string]bool // paths with a decode error
+	shadows map[string]bool // fields a misspelt key probably meant
+	steps   int
+	halted  bool
 }
 
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 	d.errs = append(d.errs, &FieldError{Field: path, Message: fmt.Sprintf(format, args...), Line: n.Line, Column: n.Column})
-	d.bad = append(d.bad, path)
+	d.bad[path] = true
 }
 
-// failed reports whether path, or a parent or child of it, had a decode error.
-func (d *decoder) failed(path string) bool {
-	for _, b := range d.bad {
-		if b == path || strings.HasPrefix(path, b+".") || strings.HasPrefix(path, b+"[") ||
-			strings.HasPrefix(b, path+".") || strings.HasPrefix(b, path+"[") {
+// explained reports whether a decode error already covers a validation
+// problem at path: an error at the path or above it, or a misspelt key for
+// it ("imagee" is reported; "image: required" would only repeat it).
+func (d *decoder) explained(path string) bool {
+	if d.shadows[path] {
+		return true
+	}
+	for p := path; p != ""; p = parentPath(p) {
+		if d.bad[p] {
 			return true
 		}
 	}
 	return false
 }
 
-// locate returns the position of path, or of its nearest written parent
-// (a missing field points at the object that lacks it).
+// locate returns where path was written or, for a field the file left out,
+// where the nearest enclosing object is.
 func (d *decoder) locate(path string) position {
 	for p := path; p != ""; p = parentPath(p) {
 		if pos, ok := d.pos[p]; ok {
@@ -147,30 +236,56 @@ func join(path, name string) string {
 	return path + "." + name
 }
 
-var durationType = reflect.TypeOf(Duration(0))
+func index(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 
-func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
-	if _, ok := d.pos[path]; !ok {
-		d.pos[path] = position{n.Line, n.Column}
+// resolve follows an alias to its anchor and counts the step against the
+// budget; it returns nil once the budget is spent.
+func (d *decoder) resolve(n *yaml.Node) *yaml.Node {
+	if d.halted {
+		return nil
 	}
-	if n.Kind == yaml.AliasNode {
+	d.steps++
+	if d.steps > maxDecodeSteps {
+		d.halted = true
+		d.fail(n, "", "the file expands to more than %d values through aliases; decoding stopped", maxDecodeSteps)
+		return nil
+	}
+	for n != nil && n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		return // null leaves the zero value
+	return n
+}
+
+var (
+	durationType = reflect.TypeFor[Duration]()
+	jobType      = reflect.TypeFor[Job]()
+)
+
+// serverFields are the Job fields the servers set. A job file may carry
+// them (it may be a job read back from the API); their values are dropped.
+var serverFields = map[string]bool{
+	"stop": true, "status": true, "status_description": true, "version": true,
+	"submit_time": true, "create_index": true, "modify_index": true, "job_modify_index": true,
+}
+
+// decode reads n into v. A null leaves v as it is.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if n = d.resolve(n); n == nil || isNull(n) {
+		return
 	}
+	t := v.Type()
 	switch {
-	case v.Type() == durationType:
+	case t == durationType:
 		d.decodeDuration(n, v, path)
 		return
-	case v.Kind() == reflect.Pointer:
+	case t.Kind() == reflect.Pointer:
 		if v.IsNil() {
-			v.Set(reflect.New(v.Type().Elem()))
+			v.Set(reflect.New(t.Elem()))
 		}
 		d.decode(n, v.Elem(), path)
 		return
 	}
-	switch v.Kind() {
+	switch t.Kind() {
 	case reflect.Struct:
 		d.decodeStruct(n, v, path)
 	case reflect.Slice:
@@ -178,7 +293,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Map:
 		d.decodeMap(n, v, path)
 	case reflect.String:
-		if n.Kind != yaml.ScalarNode || n.Tag == "!!map" || n.Tag == "!!seq" {
+		// Any scalar reads as its text: `port: 8080` or `value: 1.10` mean
+		// what they look like, not a number's canonical form.
+		if n.Kind != yaml.ScalarNode {
 			d.fail(n, path, "expected a string, got %s", describe(n))
 			return
 		}
@@ -186,86 +303,147 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Int, reflect.Int64, reflect.Uint64:
 		d.decodeInt(n, v, path)
 	case reflect.Bool:
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
 			d.fail(n, path, "expected true or false, got %s", describe(n))
 			return
 		}
-		v.SetBool(n.Value == "true" || n.Value == "True" || n.Value == "TRUE")
+		v.SetBool(b)
 	default:
-		d.fail(n, path, "cannot decode into %s", v.Type())
+		d.fail(n, path, "cannot decode a value of Go type %s", t)
 	}
+}
+
+// pair is one entry of a mapping: its key's text, the key node (for
+// positions) and the value node.
+type pair struct {
+	name       string
+	key, value *yaml.Node
+}
+
+// pairs returns a mapping's key/value pairs with "<<" merge keys expanded
+// (keys written in the mapping win over merged ones, as YAML says), and
+// reports duplicate and non-scalar keys.
+func (d *decoder) pairs(n *yaml.Node, path string, depth int) []pair {
+	out := make([]pair, 0, len(n.Content)/2)
+	seen := make(map[string]*yaml.Node, len(n.Content)/2)
+	var merged []pair
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := d.resolve(n.Content[i]), n.Content[i+1]
+		if k == nil {
+			return out
+		}
+		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			merged = append(merged, d.merge(v, join(path, "<<"), depth)...)
+			continue
+		}
+		if k.Kind != yaml.ScalarNode {
+			d.fail(k, path, "expected a field name, got %s", describe(k))
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			d.fail(n.Content[i], join(path, k.Value), "duplicate key %q (first at line %d)", k.Value, first.Line)
+			continue
+		}
+		seen[k.Value] = n.Content[i]
+		out = append(out, pair{k.Value, n.Content[i], v})
+	}
+	for _, p := range merged {
+		if _, dup := seen[p.name]; !dup {
+			seen[p.name] = p.key
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// merge returns the pairs a "<<" value brings: one mapping, or a list of
+// them where earlier ones win.
+func (d *decoder) merge(v *yaml.Node, path string, depth int) []pair {
+	at := v
+	if v = d.resolve(v); v == nil {
+		return nil
+	}
+	if depth >= maxMergeDepth {
+		d.fail(at, path, "merge keys (<<) nested more than %d deep", maxMergeDepth)
+		return nil
+	}
+	switch v.Kind {
+	case yaml.MappingNode:
+		return d.pairs(v, path, depth+1)
+	case yaml.SequenceNode:
+		var out []pair
+		seen := map[string]bool{}
+		for _, item := range v.Content {
+			if m := d.resolve(item); m == nil || m.Kind != yaml.MappingNode {
+				d.fail(item, path, "<< merges mappings, got %s", describeNode(m))
+				continue
+			}
+			for _, p := range d.merge(item, path, depth+1) {
+				if !seen[p.name] {
+					seen[p.name] = true
+					out = append(out, p)
+				}
+			}
+		}
+		return out
+	}
+	d.fail(at, path, "<< merges mappings, got %s", describe(v))
+	return nil
 }
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
-		d.fail(n, path, "expected an object, got %s", describe(n))
+		d.fail(n, path, "expected a mapping, got %s", describe(n))
 		return
 	}
-	fields := structFields(v.Type())
-	seen := make(map[string]bool, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
-		name := k.Value
-		fpath := join(path, name)
-		if seen[name] {
-			d.fail(k, fpath, "duplicate key %q", name)
+	info := fieldsOf(v.Type())
+	isJob := v.Type() == jobType
+	for _, p := range d.pairs(n, path, 0) {
+		fpath := join(path, p.name)
+		i, known := info.index[p.name]
+		if isJob && serverFields[p.name] {
 			continue
 		}
-		seen[name] = true
-		idx, ok := fields[name]
-		if !ok {
-			msg := fmt.Sprintf("unknown field %q", name)
-			if s := suggest(name, fields); s != "" {
+		if !known {
+			msg := fmt.Sprintf("unknown field %q", p.name)
+			if s := info.suggest(p.name, isJob); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
-				// A misspelt field is not also "required": one problem, one message.
-				d.bad = append(d.bad, join(path, s))
+				d.shadows[join(path, s)] = true
 			}
-			d.fail(k, fpath, "%s", msg)
+			d.fail(p.key, fpath, "%s", msg)
 			continue
 		}
-		d.pos[fpath] = position{val.Line, val.Column}
-		fv := v.Field(idx)
-		// Groups default to count 1 only when the key is absent.
-		if fv.Kind() == reflect.Slice && fv.Type().Elem() == reflect.TypeOf((*TaskGroup)(nil)) {
-			d.decodeGroups(val, fv, fpath)
+		if isNull(p.value) {
+			// A field written without a value is as good as absent: it
+			// takes its default, and a problem with it points at its key.
+			d.pos[fpath] = position{p.key.Line, p.key.Column}
 			continue
 		}
-		d.decode(val, fv, fpath)
+		d.pos[fpath] = position{p.value.Line, p.value.Column}
+		d.given[fpath] = struct{}{}
+		d.decode(p.value, v.Field(i), fpath)
 	}
-}
-
-// decodeGroups decodes the groups list, giving each group count 1 before
-// its fields are read, so an explicit `count: 0` stays 0.
-func (d *decoder) decodeGroups(n *yaml.Node, v reflect.Value, path string) {
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		return
-	}
-	if n.Kind != yaml.SequenceNode {
-		d.fail(n, path, "expected a list, got %s", describe(n))
-		return
-	}
-	groups := make([]*TaskGroup, len(n.Content))
-	for i, item := range n.Content {
-		groups[i] = &TaskGroup{Count: 1}
-		if isNull(item) {
-			d.fail(item, fmt.Sprintf("%s[%d]", path, i), "must not be null")
-			continue
-		}
-		d.decode(item, reflect.ValueOf(groups[i]).Elem(), fmt.Sprintf("%s[%d]", path, i))
-	}
-	v.Set(reflect.ValueOf(groups))
 }
 
 func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
+	t := v.Type()
 	if n.Kind != yaml.SequenceNode {
 		d.fail(n, path, "expected a list, got %s", describe(n))
 		return
 	}
-	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	if len(n.Content) == 0 {
+		// An empty list is the same as none; keeping nil makes a job
+		// re-read from its own JSON (where empty lists are omitted) equal.
+		return
+	}
+	s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
 	for i, item := range n.Content {
-		ipath := fmt.Sprintf("%s[%d]", path, i)
-		if v.Type().Elem().Kind() == reflect.Pointer && isNull(item) {
-			d.fail(item, ipath, "must not be null")
+		ipath := index(path, i)
+		d.pos[ipath] = position{item.Line, item.Column}
+		if isNull(item) {
+			// Keep the slot, so later elements keep their index in paths.
+			d.fail(item, ipath, "expected %s, got null", expected(t.Elem()))
 			continue
 		}
 		d.decode(item, s.Index(i), ipath)
@@ -273,88 +451,82 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 	v.Set(s)
 }
 
-// decodeMap reads map[string]string: scalar values of any kind are kept
-// as written (env: {PORT: 8080} is fine), nested objects are not.
+// decodeMap reads a map[string]string. Scalar values of any kind are kept
+// as written (env: {PORT: 8080} is fine); nested mappings and lists are not.
 func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
-	if n.Kind != yaml.MappingNode {
-		d.fail(n, path, "expected an object of strings, got %s", describe(n))
+	if t := v.Type(); t.Key().Kind() != reflect.String || t.Elem().Kind() != reflect.String {
+		d.fail(n, path, "cannot decode a value of Go type %s", t)
 		return
 	}
-	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
-		kpath := join(path, k.Value)
-		d.pos[kpath] = position{k.Line, k.Column}
-		if m.MapIndex(reflect.ValueOf(k.Value)).IsValid() {
-			d.fail(k, kpath, "duplicate key %q", k.Value)
-			continue
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "expected a mapping of strings, got %s", describe(n))
+		return
+	}
+	pairs := d.pairs(n, path, 0)
+	if len(pairs) == 0 {
+		return
+	}
+	m := reflect.MakeMapWithSize(v.Type(), len(pairs))
+	for _, p := range pairs {
+		val := d.resolve(p.value)
+		if val == nil {
+			return
 		}
+		kpath := join(path, p.name)
+		d.pos[kpath] = position{p.key.Line, p.key.Column}
 		if val.Kind != yaml.ScalarNode {
-			d.fail(val, kpath, "expected a string value, got %s", describe(val))
+			d.fail(p.value, kpath, "expected a string, got %s", describe(val))
 			continue
 		}
 		s := val.Value
-		if val.Tag == "!!null" {
+		if isNull(val) {
 			s = ""
 		}
-		m.SetMapIndex(reflect.ValueOf(k.Value), reflect.ValueOf(s))
+		m.SetMapIndex(reflect.ValueOf(p.name).Convert(v.Type().Key()), reflect.ValueOf(s).Convert(v.Type().Elem()))
 	}
 	v.Set(m)
 }
 
 func (d *decoder) decodeInt(n *yaml.Node, v reflect.Value, path string) {
-	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
 		d.fail(n, path, "expected an integer, got %s", describe(n))
 		return
 	}
+	if v.Kind() == reflect.Uint64 {
+		var u uint64
+		if err := n.Decode(&u); err != nil {
+			d.fail(n, path, "expected a non-negative integer, got %s", n.Value)
+			return
+		}
+		v.SetUint(u)
+		return
+	}
 	var i int64
-	if n.Tag == "!!int" {
-		parsed, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
-		if err != nil {
-			d.fail(n, path, "integer %s is out of range", n.Value)
-			return
-		}
-		i = parsed
-	} else {
-		f, err := strconv.ParseFloat(n.Value, 64)
-		if err != nil || f != math.Trunc(f) || math.Abs(f) > math.MaxInt32 {
-			d.fail(n, path, "expected an integer, got %s", n.Value)
-			return
-		}
-		i = int64(f)
+	if err := n.Decode(&i); err != nil {
+		d.fail(n, path, "integer %s is out of range", n.Value)
+		return
 	}
-	switch v.Kind() {
-	case reflect.Int:
-		if i > math.MaxInt32 || i < math.MinInt32 {
-			d.fail(n, path, "integer %s is out of range", n.Value)
-			return
-		}
-		v.SetInt(i)
-	case reflect.Int64:
-		v.SetInt(i)
-	case reflect.Uint64:
-		if i < 0 {
-			d.fail(n, path, "must not be negative, got %s", n.Value)
-			return
-		}
-		v.SetUint(uint64(i))
+	// No count, port, weight or size in a job needs more than 32 bits; a
+	// larger value is a typo, and would not survive a 32-bit client.
+	if v.Kind() == reflect.Int && (i < math.MinInt32 || i > math.MaxInt32) {
+		d.fail(n, path, "integer %s is out of range (%d to %d)", n.Value, math.MinInt32, math.MaxInt32)
+		return
 	}
+	v.SetInt(i)
 }
 
 func (d *decoder) decodeDuration(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.ScalarNode {
-		d.fail(n, path, "expected a duration like 5s, got %s", describe(n))
+		d.fail(n, path, "expected a duration like \"5s\", got %s", describe(n))
 		return
 	}
-	if n.Tag == "!!int" {
-		// A bare number is nanoseconds, as the API writes them in JSON ints;
-		// only 0 is unambiguous enough to accept from people.
-		i, err := strconv.ParseInt(n.Value, 10, 64)
-		if err != nil {
-			d.fail(n, path, "invalid duration %s", n.Value)
-			return
+	if n.ShortTag() == "!!int" {
+		// A bare number has no unit; only zero means the same in all of them.
+		var i int64
+		if n.Decode(&i) != nil || i != 0 {
+			d.fail(n, path, "expected a duration like \"5s\", got %s (a number needs a unit)", n.Value)
 		}
-		v.SetInt(i)
+		v.SetInt(0)
 		return
 	}
 	dur, err := ParseDuration(n.Value)
@@ -366,60 +538,116 @@ func (d *decoder) decodeDuration(n *yaml.Node, v reflect.Value, path string) {
 }
 
 func isNull(n *yaml.Node) bool {
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
+	for n != nil && n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
-	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+	return n != nil && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
+// describe names a value in messages: quoted strings, bare numbers and
+// booleans, "a mapping", "a list".
 func describe(n *yaml.Node) string {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return describeNode(n)
+}
+
+func describeNode(n *yaml.Node) string {
+	if n == nil {
+		return "nothing"
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
-		return "an object"
+		return "a mapping"
 	case yaml.SequenceNode:
 		return "a list"
 	}
-	switch n.Tag {
-	case "!!str":
-		return strconv.Quote(n.Value)
+	switch n.ShortTag() {
 	case "!!null":
 		return "null"
+	case "!!str":
+		s := n.Value
+		if len(s) > 40 {
+			s = s[:40] + "..."
+		}
+		return strconv.Quote(s)
 	}
 	return n.Value
 }
 
-// structFields maps json names to field indexes.
-func structFields(t reflect.Type) map[string]int {
-	out := make(map[string]int, t.NumField())
-	for i := 0; i < t.NumField(); i++ {
+// expected names what a Go type reads from a file, for messages.
+func expected(t reflect.Type) string {
+	if t == durationType {
+		return "a duration like \"5s\""
+	}
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Struct:
+		return "a mapping"
+	case reflect.Slice:
+		return "a list"
+	case reflect.Map:
+		return "a mapping of strings"
+	case reflect.Int, reflect.Int64, reflect.Uint64:
+		return "an integer"
+	case reflect.Bool:
+		return "true or false"
+	}
+	return "a string"
+}
+
+// structInfo is a struct type's fields by their json names.
+type structInfo struct {
+	names []string
+	index map[string]int
+}
+
+var structInfos sync.Map // reflect.Type -> *structInfo
+
+func fieldsOf(t reflect.Type) *structInfo {
+	if info, ok := structInfos.Load(t); ok {
+		return info.(*structInfo)
+	}
+	info := &structInfo{index: make(map[string]int, t.NumField())}
+	for i := range t.NumField() {
 		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		name, _, _ := strings.Cut(tag, ",")
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "-" || !f.IsExported() {
 			continue
 		}
 		if name == "" {
 			name = f.Name
 		}
-		out[name] = i
+		info.names = append(info.names, name)
+		info.index[name] = i
 	}
-	return out
+	structInfos.Store(t, info)
+	return info
 }
 
-// suggest returns the known field closest to name, if close enough to be
-// a typo.
-func suggest(name string, fields map[string]int) string {
+// suggest returns the field an unknown key was probably meant to be: the
+// same name in another case or spelling (killTimeout, Kill-Timeout), or one
+// a typo or two away. It returns "" when nothing is close.
+func (s *structInfo) suggest(name string, isJob bool) string {
+	norm := func(x string) string {
+		return strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(x))
+	}
 	best, bestDist := "", 3
-	for f := range fields {
-		if dd := editDistance(name, f); dd < bestDist || (dd == bestDist && f < best && best != "") {
-			if dd < bestDist {
-				best, bestDist = f, dd
-			}
+	for _, f := range s.names {
+		if isJob && serverFields[f] {
+			continue
+		}
+		if norm(f) == norm(name) {
+			return f
+		}
+		if dist := editDistance(name, f); dist < bestDist && dist*3 <= len(name)+1 {
+			best, bestDist = f, dist
 		}
 	}
 	return best
 }
 
+// editDistance is the Levenshtein distance between a and b, in bytes.
 func editDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
