@@ -65,23 +65,25 @@ func run(duration time.Duration, failovers int) error {
 		fmt.Println("leader:", leader.HTTPAddr())
 	}
 	fmt.Printf("drover bench: 3 servers on loopback, %d CPUs, %s\n\n", runtime.NumCPU(), runtime.Version())
-	fmt.Println("Raft-committed job registrations through PUT /v1/jobs (YAML body, distinct jobs)")
+	fmt.Println("Raft-committed job registrations through PUT /v1/jobs (distinct jobs; YAML body unless noted)")
 	fmt.Printf("| %-28s | %11s | %8s | %6s | %9s | %8s | %8s |\n", "target", "concurrency", "requests", "errors", "writes/s", "p50 ms", "p99 ms")
 	fmt.Println("|------------------------------|-------------|----------|--------|-----------|----------|----------|")
 	runs := []struct {
 		name    string
 		conc    int
 		targets []*e2e.Agent
+		json    bool
 	}{
-		{"leader", 16, []*e2e.Agent{leader}},
-		{"leader", 64, []*e2e.Agent{leader}},
-		{"all 3 servers (forwarding)", 64, c.Agents},
+		{"leader", 16, []*e2e.Agent{leader}, false},
+		{"leader", 64, []*e2e.Agent{leader}, false},
+		{"leader, JSON body", 64, []*e2e.Agent{leader}, true},
+		{"all 3 servers (forwarding)", 64, c.Agents, false},
 	}
 	seq := new(atomic.Int64)
 	// Warm up connections, Raft pipelines and the Go runtime.
-	registrations([]*e2e.Agent{leader}, 16, time.Second, seq)
+	registrations([]*e2e.Agent{leader}, 16, time.Second, seq, false)
 	for _, r := range runs {
-		res := registrations(r.targets, r.conc, duration, seq)
+		res := registrations(r.targets, r.conc, duration, seq, r.json)
 		fmt.Printf("| %-28s | %11d | %8d | %6d | %9.0f | %8.2f | %8.2f |\n",
 			r.name, r.conc, res.ok, res.errors, float64(res.ok)/res.elapsed.Seconds(), ms(res.p50), ms(res.p99))
 	}
@@ -114,7 +116,7 @@ var transport = &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128, Idl
 
 // registrations runs conc workers, each registering new jobs back to back
 // for d, spread over the targets; it returns throughput and latencies.
-func registrations(targets []*e2e.Agent, conc int, d time.Duration, seq *atomic.Int64) result {
+func registrations(targets []*e2e.Agent, conc int, d time.Duration, seq *atomic.Int64, asJSON bool) result {
 	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -130,9 +132,12 @@ func registrations(targets []*e2e.Agent, conc int, d time.Duration, seq *atomic.
 			var mine []time.Duration
 			bad := 0
 			for time.Now().Before(deadline) {
-				body := jobYAML(seq.Add(1))
+				body, ct := jobYAML(seq.Add(1)), "application/yaml"
+				if asJSON {
+					body, ct = jobJSON(seq.Add(1)), "application/json"
+				}
 				t0 := time.Now()
-				if err := put(client, url, body); err != nil {
+				if err := put(client, url, ct, body); err != nil {
 					bad++
 					continue
 				}
@@ -155,12 +160,12 @@ func registrations(targets []*e2e.Agent, conc int, d time.Duration, seq *atomic.
 	return r
 }
 
-func put(client *http.Client, url string, body []byte) error {
+func put(client *http.Client, url, contentType string, body []byte) error {
 	req, err := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/yaml")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
@@ -212,7 +217,7 @@ func failover(c *e2e.Cluster) (time.Duration, error) {
 					return
 				default:
 				}
-				if err := put(client, url, jobYAML(seq.Add(1))); err == nil {
+				if err := put(client, url, "application/yaml", jobYAML(seq.Add(1))); err == nil {
 					first <- time.Now()
 					return
 				}
@@ -256,6 +261,12 @@ groups:
         args: ["-f", "-p", "8080"]
         resources: {cpu: 100, memory: 64}
 `, n))
+}
+
+func jobJSON(n int64) []byte {
+	return []byte(fmt.Sprintf(`{"id": "bench-%d", "datacenters": ["dc1"], "groups": [{"name": "web", "count": 3,
+  "tasks": [{"name": "server", "image": "127.0.0.1:5000/drover/busybox:latest", "command": "/bin/httpd",
+  "args": ["-f", "-p", "8080"], "resources": {"cpu": 100, "memory": 64}}]}]}`, n))
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
