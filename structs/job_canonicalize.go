@@ -120,7 +120,7 @@ func (j *Job) canonicalize(given defaulter) {
 	}
 	for i, g := range j.Groups {
 		if g != nil {
-			g.canonicalize(given, index("groups", i), j)
+			g.canonicalize(given, indexPath("groups", i), j)
 		}
 	}
 }
@@ -190,7 +190,7 @@ func (g *TaskGroup) canonicalize(given defaulter, path string, j *Job) {
 	}
 	for i, t := range g.Tasks {
 		if t != nil {
-			t.canonicalize(given, index(path+".tasks", i))
+			t.canonicalize(given, indexPath(path+".tasks", i))
 		}
 	}
 }
@@ -298,7 +298,7 @@ func canonicalizeAffinities(given defaulter, path string, as []*Affinity) {
 		if a.Operator == "" {
 			a.Operator = "="
 		}
-		if given.unset(index(path, i)+".weight", a.Weight == 0) {
+		if given.unset(indexPath(path, i)+".weight", a.Weight == 0) {
 			a.Weight = DefaultAffinityWeight
 		}
 	}

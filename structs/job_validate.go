@@ -50,7 +50,7 @@ func (j *Job) Validate() error {
 	}
 	for i, dc := range j.Datacenters {
 		if strings.TrimSpace(dc) == "" {
-			v.Add(index("datacenters", i), "must not be empty")
+			v.Add(indexPath("datacenters", i), "must not be empty")
 		}
 	}
 	validateConstraints(v, "constraints", j.Constraints)
@@ -64,7 +64,7 @@ func (j *Job) Validate() error {
 	}
 	names := map[string]int{}
 	for i, g := range j.Groups {
-		path := index("groups", i)
+		path := indexPath("groups", i)
 		if g == nil {
 			v.Add(path, "must not be null")
 			continue
@@ -128,7 +128,7 @@ func (g *TaskGroup) validate(v *ValidationError, path string, j *Job) {
 	}
 	names := map[string]int{}
 	for i, t := range g.Tasks {
-		tpath := index(path+".tasks", i)
+		tpath := indexPath(path+".tasks", i)
 		if t == nil {
 			v.Add(tpath, "must not be null")
 			continue
@@ -190,7 +190,7 @@ func (t *Task) validate(v *ValidationError, path string) {
 	}
 	for k := range t.Env {
 		if !envKeyPattern.MatchString(k) {
-			v.Add(join(path+".env", k), "invalid variable name %q: use letters, digits and '_', not starting with a digit", k)
+			v.Add(joinPath(path+".env", k), "invalid variable name %q: use letters, digits and '_', not starting with a digit", k)
 		}
 	}
 	if r := t.Resources; r != nil {
@@ -226,7 +226,7 @@ func (g *TaskGroup) validateNetwork(v *ValidationError, path string) map[string]
 	first := map[string]int{}
 	statics := map[int]int{}
 	for i, p := range n.Ports {
-		ppath := index(path+".ports", i)
+		ppath := indexPath(path+".ports", i)
 		if p == nil {
 			v.Add(ppath, "must not be null")
 			continue
@@ -262,7 +262,7 @@ func (g *TaskGroup) validateNetwork(v *ValidationError, path string) map[string]
 func (g *TaskGroup) validateServices(v *ValidationError, path string, labels, tasks map[string]bool) {
 	names := map[string]int{}
 	for i, s := range g.Services {
-		spath := index(path+".services", i)
+		spath := indexPath(path+".services", i)
 		if s == nil {
 			v.Add(spath, "must not be null")
 			continue
@@ -279,7 +279,7 @@ func (g *TaskGroup) validateServices(v *ValidationError, path string, labels, ta
 		}
 		checkPortRef(v, spath+".port", s.Port, labels)
 		for k, c := range s.Checks {
-			cpath := index(spath+".checks", k)
+			cpath := indexPath(spath+".checks", k)
 			if c == nil {
 				v.Add(cpath, "must not be null")
 				continue
@@ -373,7 +373,7 @@ func validateUpdate(v *ValidationError, path string, u *UpdateStrategy, jobType 
 
 func validateConstraints(v *ValidationError, path string, cs []*Constraint) {
 	for i, c := range cs {
-		cpath := index(path, i)
+		cpath := indexPath(path, i)
 		if c == nil {
 			v.Add(cpath, "must not be null")
 			continue
@@ -384,7 +384,7 @@ func validateConstraints(v *ValidationError, path string, cs []*Constraint) {
 
 func validateAffinities(v *ValidationError, path string, as []*Affinity) {
 	for i, a := range as {
-		apath := index(path, i)
+		apath := indexPath(path, i)
 		if a == nil {
 			v.Add(apath, "must not be null")
 			continue
@@ -442,7 +442,7 @@ func validateMatch(v *ValidationError, path, attr, op, value string, affinity bo
 
 func validateSpreads(v *ValidationError, path string, ss []*Spread) {
 	for i, s := range ss {
-		spath := index(path, i)
+		spath := indexPath(path, i)
 		if s == nil {
 			v.Add(spath, "must not be null")
 			continue
@@ -456,7 +456,7 @@ func validateSpreads(v *ValidationError, path string, ss []*Spread) {
 		sum := 0
 		first := map[string]int{}
 		for k, t := range s.Targets {
-			tpath := index(spath+".targets", k)
+			tpath := indexPath(spath+".targets", k)
 			if t == nil {
 				v.Add(tpath, "must not be null")
 				continue

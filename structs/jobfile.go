@@ -31,13 +31,13 @@ func ParseJob(data []byte) (*Job, error) {
 		return nil, &ValidationError{Errors: errs}
 	}
 	if root.Kind != yaml.MappingNode {
-		errs = append(errs, &FieldError{Message: "a job file is a mapping of fields, got " + describe(root), Line: root.Line, Column: root.Column})
+		errs = append(errs, &FieldError{Message: "a job file is a mapping of fields, got " + describeNode(root), Line: root.Line, Column: root.Column})
 		return nil, &ValidationError{Errors: errs}
 	}
 
-	d := &decoder{
+	d := &fileDecoder{
 		errs:    errs,
-		pos:     map[string]position{"": {root.Line, root.Column}},
+		pos:     map[string]filePos{"": {root.Line, root.Column}},
 		given:   map[string]struct{}{},
 		bad:     map[string]bool{},
 		shadows: map[string]bool{},
@@ -174,15 +174,15 @@ const maxDecodeSteps = 250_000
 // maxMergeDepth bounds chains of "<<" merge keys, which may also loop.
 const maxMergeDepth = 16
 
-type position struct{ line, col int }
+type filePos struct{ line, col int }
 
-// decoder walks a YAML node tree into Go values by their json tags. It
+// fileDecoder walks a YAML node tree into Go values by their json tags. It
 // remembers where every field path was written, so that Validate's paths can
 // be turned into positions, and which fields the file gave a value, so that
 // defaults fill only what the file left out.
-type decoder struct {
+type fileDecoder struct {
 	errs    []*FieldError
-	pos     map[string]position
+	pos     map[string]filePos
 	given   map[string]struct{}
 	bad     map[string]bool // paths with a decode error
 	shadows map[string]bool // fields a misspelt key probably meant
@@ -190,7 +190,7 @@ type decoder struct {
 	halted  bool
 }
 
-func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
+func (d *fileDecoder) fail(n *yaml.Node, path, format string, args ...any) {
 	d.errs = append(d.errs, &FieldError{Field: path, Message: fmt.Sprintf(format, args...), Line: n.Line, Column: n.Column})
 	d.bad[path] = true
 }
@@ -198,7 +198,7 @@ func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 // explained reports whether a decode error already covers a validation
 // problem at path: an error at the path or above it, or a misspelt key for
 // it ("imagee" is reported; "image: required" would only repeat it).
-func (d *decoder) explained(path string) bool {
+func (d *fileDecoder) explained(path string) bool {
 	if d.shadows[path] {
 		return true
 	}
@@ -212,7 +212,7 @@ func (d *decoder) explained(path string) bool {
 
 // locate returns where path was written or, for a field the file left out,
 // where the nearest enclosing object is.
-func (d *decoder) locate(path string) position {
+func (d *fileDecoder) locate(path string) filePos {
 	for p := path; p != ""; p = parentPath(p) {
 		if pos, ok := d.pos[p]; ok {
 			return pos
@@ -229,18 +229,18 @@ func parentPath(p string) string {
 	return p[:i]
 }
 
-func join(path, name string) string {
+func joinPath(path, name string) string {
 	if path == "" {
 		return name
 	}
 	return path + "." + name
 }
 
-func index(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+func indexPath(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 
 // resolve follows an alias to its anchor and counts the step against the
 // budget; it returns nil once the budget is spent.
-func (d *decoder) resolve(n *yaml.Node) *yaml.Node {
+func (d *fileDecoder) resolve(n *yaml.Node) *yaml.Node {
 	if d.halted {
 		return nil
 	}
@@ -269,8 +269,8 @@ var serverFields = map[string]bool{
 }
 
 // decode reads n into v. A null leaves v as it is.
-func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
-	if n = d.resolve(n); n == nil || isNull(n) {
+func (d *fileDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if n = d.resolve(n); n == nil || isNullNode(n) {
 		return
 	}
 	t := v.Type()
@@ -296,7 +296,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		// Any scalar reads as its text: `port: 8080` or `value: 1.10` mean
 		// what they look like, not a number's canonical form.
 		if n.Kind != yaml.ScalarNode {
-			d.fail(n, path, "expected a string, got %s", describe(n))
+			d.fail(n, path, "expected a string, got %s", describeNode(n))
 			return
 		}
 		v.SetString(n.Value)
@@ -305,7 +305,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Bool:
 		var b bool
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
-			d.fail(n, path, "expected true or false, got %s", describe(n))
+			d.fail(n, path, "expected true or false, got %s", describeNode(n))
 			return
 		}
 		v.SetBool(b)
@@ -314,9 +314,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
-// pair is one entry of a mapping: its key's text, the key node (for
+// yamlPair is one entry of a mapping: its key's text, the key node (for
 // positions) and the value node.
-type pair struct {
+type yamlPair struct {
 	name       string
 	key, value *yaml.Node
 }
@@ -324,29 +324,29 @@ type pair struct {
 // pairs returns a mapping's key/value pairs with "<<" merge keys expanded
 // (keys written in the mapping win over merged ones, as YAML says), and
 // reports duplicate and non-scalar keys.
-func (d *decoder) pairs(n *yaml.Node, path string, depth int) []pair {
-	out := make([]pair, 0, len(n.Content)/2)
+func (d *fileDecoder) pairs(n *yaml.Node, path string, depth int) []yamlPair {
+	out := make([]yamlPair, 0, len(n.Content)/2)
 	seen := make(map[string]*yaml.Node, len(n.Content)/2)
-	var merged []pair
+	var merged []yamlPair
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := d.resolve(n.Content[i]), n.Content[i+1]
 		if k == nil {
 			return out
 		}
 		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
-			merged = append(merged, d.merge(v, join(path, "<<"), depth)...)
+			merged = append(merged, d.merge(v, joinPath(path, "<<"), depth)...)
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
-			d.fail(k, path, "expected a field name, got %s", describe(k))
+			d.fail(k, path, "expected a field name, got %s", describeNode(k))
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {
-			d.fail(n.Content[i], join(path, k.Value), "duplicate key %q (first at line %d)", k.Value, first.Line)
+			d.fail(n.Content[i], joinPath(path, k.Value), "duplicate key %q (first at line %d)", k.Value, first.Line)
 			continue
 		}
 		seen[k.Value] = n.Content[i]
-		out = append(out, pair{k.Value, n.Content[i], v})
+		out = append(out, yamlPair{k.Value, n.Content[i], v})
 	}
 	for _, p := range merged {
 		if _, dup := seen[p.name]; !dup {
@@ -359,7 +359,7 @@ func (d *decoder) pairs(n *yaml.Node, path string, depth int) []pair {
 
 // merge returns the pairs a "<<" value brings: one mapping, or a list of
 // them where earlier ones win.
-func (d *decoder) merge(v *yaml.Node, path string, depth int) []pair {
+func (d *fileDecoder) merge(v *yaml.Node, path string, depth int) []yamlPair {
 	at := v
 	if v = d.resolve(v); v == nil {
 		return nil
@@ -372,11 +372,11 @@ func (d *decoder) merge(v *yaml.Node, path string, depth int) []pair {
 	case yaml.MappingNode:
 		return d.pairs(v, path, depth+1)
 	case yaml.SequenceNode:
-		var out []pair
+		var out []yamlPair
 		seen := map[string]bool{}
 		for _, item := range v.Content {
 			if m := d.resolve(item); m == nil || m.Kind != yaml.MappingNode {
-				d.fail(item, path, "<< merges mappings, got %s", describeNode(m))
+				d.fail(item, path, "<< merges mappings, got %s", describeResolved(m))
 				continue
 			}
 			for _, p := range d.merge(item, path, depth+1) {
@@ -388,20 +388,20 @@ func (d *decoder) merge(v *yaml.Node, path string, depth int) []pair {
 		}
 		return out
 	}
-	d.fail(at, path, "<< merges mappings, got %s", describe(v))
+	d.fail(at, path, "<< merges mappings, got %s", describeNode(v))
 	return nil
 }
 
-func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+func (d *fileDecoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
-		d.fail(n, path, "expected a mapping, got %s", describe(n))
+		d.fail(n, path, "expected a mapping, got %s", describeNode(n))
 		return
 	}
-	info := fieldsOf(v.Type())
+	info := jsonFieldsOf(v.Type())
 	isJob := v.Type() == jobType
 	for _, p := range d.pairs(n, path, 0) {
-		fpath := join(path, p.name)
-		i, known := info.index[p.name]
+		fpath := joinPath(path, p.name)
+		i, known := info.indexPath[p.name]
 		if isJob && serverFields[p.name] {
 			continue
 		}
@@ -409,27 +409,27 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			msg := fmt.Sprintf("unknown field %q", p.name)
 			if s := info.suggest(p.name, isJob); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
-				d.shadows[join(path, s)] = true
+				d.shadows[joinPath(path, s)] = true
 			}
 			d.fail(p.key, fpath, "%s", msg)
 			continue
 		}
-		if isNull(p.value) {
+		if isNullNode(p.value) {
 			// A field written without a value is as good as absent: it
 			// takes its default, and a problem with it points at its key.
-			d.pos[fpath] = position{p.key.Line, p.key.Column}
+			d.pos[fpath] = filePos{p.key.Line, p.key.Column}
 			continue
 		}
-		d.pos[fpath] = position{p.value.Line, p.value.Column}
+		d.pos[fpath] = filePos{p.value.Line, p.value.Column}
 		d.given[fpath] = struct{}{}
 		d.decode(p.value, v.Field(i), fpath)
 	}
 }
 
-func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
+func (d *fileDecoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 	t := v.Type()
 	if n.Kind != yaml.SequenceNode {
-		d.fail(n, path, "expected a list, got %s", describe(n))
+		d.fail(n, path, "expected a list, got %s", describeNode(n))
 		return
 	}
 	if len(n.Content) == 0 {
@@ -439,11 +439,11 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 	}
 	s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
 	for i, item := range n.Content {
-		ipath := index(path, i)
-		d.pos[ipath] = position{item.Line, item.Column}
-		if isNull(item) {
+		ipath := indexPath(path, i)
+		d.pos[ipath] = filePos{item.Line, item.Column}
+		if isNullNode(item) {
 			// Keep the slot, so later elements keep their index in paths.
-			d.fail(item, ipath, "expected %s, got null", expected(t.Elem()))
+			d.fail(item, ipath, "expected %s, got null", expectedKind(t.Elem()))
 			continue
 		}
 		d.decode(item, s.Index(i), ipath)
@@ -453,13 +453,13 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 
 // decodeMap reads a map[string]string. Scalar values of any kind are kept
 // as written (env: {PORT: 8080} is fine); nested mappings and lists are not.
-func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
+func (d *fileDecoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 	if t := v.Type(); t.Key().Kind() != reflect.String || t.Elem().Kind() != reflect.String {
 		d.fail(n, path, "cannot decode a value of Go type %s", t)
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		d.fail(n, path, "expected a mapping of strings, got %s", describe(n))
+		d.fail(n, path, "expected a mapping of strings, got %s", describeNode(n))
 		return
 	}
 	pairs := d.pairs(n, path, 0)
@@ -472,14 +472,14 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 		if val == nil {
 			return
 		}
-		kpath := join(path, p.name)
-		d.pos[kpath] = position{p.key.Line, p.key.Column}
+		kpath := joinPath(path, p.name)
+		d.pos[kpath] = filePos{p.key.Line, p.key.Column}
 		if val.Kind != yaml.ScalarNode {
-			d.fail(p.value, kpath, "expected a string, got %s", describe(val))
+			d.fail(p.value, kpath, "expected a string, got %s", describeNode(val))
 			continue
 		}
 		s := val.Value
-		if isNull(val) {
+		if isNullNode(val) {
 			s = ""
 		}
 		m.SetMapIndex(reflect.ValueOf(p.name).Convert(v.Type().Key()), reflect.ValueOf(s).Convert(v.Type().Elem()))
@@ -487,9 +487,9 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 	v.Set(m)
 }
 
-func (d *decoder) decodeInt(n *yaml.Node, v reflect.Value, path string) {
+func (d *fileDecoder) decodeInt(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
-		d.fail(n, path, "expected an integer, got %s", describe(n))
+		d.fail(n, path, "expected an integer, got %s", describeNode(n))
 		return
 	}
 	if v.Kind() == reflect.Uint64 {
@@ -515,9 +515,9 @@ func (d *decoder) decodeInt(n *yaml.Node, v reflect.Value, path string) {
 	v.SetInt(i)
 }
 
-func (d *decoder) decodeDuration(n *yaml.Node, v reflect.Value, path string) {
+func (d *fileDecoder) decodeDuration(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.ScalarNode {
-		d.fail(n, path, "expected a duration like \"5s\", got %s", describe(n))
+		d.fail(n, path, "expected a duration like \"5s\", got %s", describeNode(n))
 		return
 	}
 	if n.ShortTag() == "!!int" {
@@ -537,23 +537,23 @@ func (d *decoder) decodeDuration(n *yaml.Node, v reflect.Value, path string) {
 	v.SetInt(int64(dur))
 }
 
-func isNull(n *yaml.Node) bool {
+func isNullNode(n *yaml.Node) bool {
 	for n != nil && n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
 	return n != nil && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
-// describe names a value in messages: quoted strings, bare numbers and
+// describeNode names a value in messages: quoted strings, bare numbers and
 // booleans, "a mapping", "a list".
-func describe(n *yaml.Node) string {
+func describeNode(n *yaml.Node) string {
 	for n != nil && n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
-	return describeNode(n)
+	return describeResolved(n)
 }
 
-func describeNode(n *yaml.Node) string {
+func describeResolved(n *yaml.Node) string {
 	if n == nil {
 		return "nothing"
 	}
@@ -576,8 +576,8 @@ func describeNode(n *yaml.Node) string {
 	return n.Value
 }
 
-// expected names what a Go type reads from a file, for messages.
-func expected(t reflect.Type) string {
+// expectedKind names what a Go type reads from a file, for messages.
+func expectedKind(t reflect.Type) string {
 	if t == durationType {
 		return "a duration like \"5s\""
 	}
@@ -596,19 +596,19 @@ func expected(t reflect.Type) string {
 	return "a string"
 }
 
-// structInfo is a struct type's fields by their json names.
-type structInfo struct {
-	names []string
-	index map[string]int
+// jsonFields is a struct type's fields by their json names.
+type jsonFields struct {
+	names     []string
+	indexPath map[string]int
 }
 
-var structInfos sync.Map // reflect.Type -> *structInfo
+var jsonFieldsCache sync.Map // reflect.Type -> *jsonFields
 
-func fieldsOf(t reflect.Type) *structInfo {
-	if info, ok := structInfos.Load(t); ok {
-		return info.(*structInfo)
+func jsonFieldsOf(t reflect.Type) *jsonFields {
+	if info, ok := jsonFieldsCache.Load(t); ok {
+		return info.(*jsonFields)
 	}
-	info := &structInfo{index: make(map[string]int, t.NumField())}
+	info := &jsonFields{indexPath: make(map[string]int, t.NumField())}
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
@@ -619,16 +619,16 @@ func fieldsOf(t reflect.Type) *structInfo {
 			name = f.Name
 		}
 		info.names = append(info.names, name)
-		info.index[name] = i
+		info.indexPath[name] = i
 	}
-	structInfos.Store(t, info)
+	jsonFieldsCache.Store(t, info)
 	return info
 }
 
 // suggest returns the field an unknown key was probably meant to be: the
 // same name in another case or spelling (killTimeout, Kill-Timeout), or one
 // a typo or two away. It returns "" when nothing is close.
-func (s *structInfo) suggest(name string, isJob bool) string {
+func (s *jsonFields) suggest(name string, isJob bool) string {
 	norm := func(x string) string {
 		return strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(x))
 	}
