@@ -99,3 +99,30 @@ func (n *Node) Copy() *Node {
 	}
 	return &c
 }
+
+// NodeListStub is the short form of a node in list responses.
+type NodeListStub struct {
+	ID                    string `json:"id"`
+	Name                  string `json:"name"`
+	Datacenter            string `json:"datacenter"`
+	NodeClass             string `json:"node_class,omitempty"`
+	HTTPAddr              string `json:"http_addr,omitempty"`
+	Version               string `json:"version,omitempty"`
+	Status                string `json:"status"`
+	StatusDescription     string `json:"status_description,omitempty"`
+	SchedulingEligibility string `json:"scheduling_eligibility"`
+	Drain                 bool   `json:"drain"`
+	CreateIndex           uint64 `json:"create_index"`
+	ModifyIndex           uint64 `json:"modify_index"`
+}
+
+// Stub returns the list form of the node.
+func (n *Node) Stub() *NodeListStub {
+	return &NodeListStub{
+		ID: n.ID, Name: n.Name, Datacenter: n.Datacenter, NodeClass: n.NodeClass,
+		HTTPAddr: n.HTTPAddr, Version: n.Attributes["drover.version"],
+		Status: n.Status, StatusDescription: n.StatusDescription,
+		SchedulingEligibility: n.SchedulingEligibility, Drain: n.Drain != nil,
+		CreateIndex: n.CreateIndex, ModifyIndex: n.ModifyIndex,
+	}
+}

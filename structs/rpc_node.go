@@ -1,0 +1,187 @@
+package structs
+
+import "time"
+
+// NodeRegisterRequest registers a node or updates its fingerprint. The
+// leader sets Node.StatusUpdatedAt (and the status, ready unless the node
+// says otherwise) before the request becomes a Raft entry.
+type NodeRegisterRequest struct {
+	Node *Node
+	WriteRequest
+}
+
+// NodeHeartbeatRequest says a node is alive. Heartbeats reset a timer on
+// the leader and touch Raft only when the node's status changes.
+type NodeHeartbeatRequest struct {
+	NodeID string
+	// Status is what the node believes it is: ready, or initializing
+	// while it fingerprints.
+	Status string
+	WriteRequest
+}
+
+// NodeUpdateStatusRequest is the Raft entry that moves nodes to a new
+// status (NodeUpdateStatusRequestType); the liveness controller batches
+// the nodes whose TTL expired together.
+type NodeUpdateStatusRequest struct {
+	NodeIDs []string
+	Status  string
+	// Evals are the evaluations of the jobs on the nodes, written in the
+	// same transaction so a node going down always reschedules.
+	Evals     []*Evaluation
+	UpdatedAt int64
+	WriteRequest
+}
+
+// NodeUpdateResponse answers registrations and heartbeats.
+type NodeUpdateResponse struct {
+	// HeartbeatTTL is how long the leader waits for the next heartbeat
+	// before it marks the node down. It grows with the cluster size.
+	HeartbeatTTL time.Duration
+	// Servers are the RPC addresses of the servers, leader first, so a
+	// client can fail over without waiting for gossip.
+	Servers         []string
+	EvalIDs         []string
+	EvalCreateIndex uint64
+	NodeModifyIndex uint64
+	Index           uint64
+}
+
+// NodeUpdateDrainRequest starts (DrainStrategy set) or stops (nil) a drain.
+type NodeUpdateDrainRequest struct {
+	NodeID        string
+	DrainStrategy *DrainStrategy
+	// MarkEligible makes the node eligible again when a drain is cancelled.
+	MarkEligible bool
+	Evals        []*Evaluation
+	UpdatedAt    int64
+	WriteRequest
+}
+
+// NodeUpdateEligibilityRequest sets a node's scheduling eligibility.
+type NodeUpdateEligibilityRequest struct {
+	NodeID      string
+	Eligibility string
+	Evals       []*Evaluation
+	UpdatedAt   int64
+	WriteRequest
+}
+
+// NodeUpdateStatusResponse answers drain and eligibility changes.
+type NodeUpdateStatusResponse struct {
+	EvalIDs         []string `json:"eval_ids,omitempty"`
+	EvalCreateIndex uint64   `json:"eval_create_index,omitempty"`
+	NodeModifyIndex uint64   `json:"node_modify_index"`
+	Index           uint64   `json:"index"`
+}
+
+// NodeSpecificRequest reads one node, or the allocations of one node.
+type NodeSpecificRequest struct {
+	NodeID string
+	QueryOptions
+}
+
+// SingleNodeResponse carries one node, nil when it does not exist.
+type SingleNodeResponse struct {
+	Node *Node
+	QueryMeta
+}
+
+// NodeListRequest lists nodes, by ID prefix.
+type NodeListRequest struct {
+	QueryOptions
+}
+
+// NodeListResponse carries node stubs.
+type NodeListResponse struct {
+	Nodes []*NodeListStub
+	QueryMeta
+}
+
+// NodeAllocsResponse carries the allocations of one node, terminal ones
+// included, so the client can stop what the servers stopped.
+type NodeAllocsResponse struct {
+	Allocs []*Allocation
+	QueryMeta
+}
+
+// AllocUpdateRequest carries clients' allocation updates. Only the fields
+// a client owns are taken from each allocation: ClientStatus,
+// ClientDescription, TaskStates, DeploymentStatus and ModifyTime. One
+// batch is one Raft entry (AllocClientUpdateRequestType).
+type AllocUpdateRequest struct {
+	Alloc []*Allocation
+	// Evals are written in the same transaction: the leader adds one per
+	// job with a failed allocation, so it is rescheduled.
+	Evals     []*Evaluation
+	UpdatedAt int64
+	WriteRequest
+}
+
+// AllocSpecificRequest reads one allocation.
+type AllocSpecificRequest struct {
+	AllocID string
+	QueryOptions
+}
+
+// SingleAllocResponse carries one allocation, nil when it does not exist.
+type SingleAllocResponse struct {
+	Alloc *Allocation
+	QueryMeta
+}
+
+// AllocListRequest lists allocations of a namespace ("*" for all), by ID
+// prefix.
+type AllocListRequest struct {
+	QueryOptions
+}
+
+// AllocListResponse carries allocation stubs.
+type AllocListResponse struct {
+	Allocations []*AllocListStub
+	QueryMeta
+}
+
+// JobAllocationsResponse carries the allocations of one job.
+type JobAllocationsResponse struct {
+	Allocations []*AllocListStub
+	QueryMeta
+}
+
+// JobPlanRequest asks what registering Job would do, without doing it.
+type JobPlanRequest struct {
+	Job  *Job
+	Diff bool
+	WriteRequest
+}
+
+// JobPlanResponse is the dry run's answer.
+type JobPlanResponse struct {
+	Annotations    *PlanAnnotations        `json:"annotations,omitempty"`
+	FailedTGAllocs map[string]*AllocMetric `json:"failed_tg_allocs,omitempty"`
+	// JobModifyIndex is the current job's, for a later conditional
+	// `job run -check-index`.
+	JobModifyIndex uint64   `json:"job_modify_index"`
+	Diff           *JobDiff `json:"diff,omitempty"`
+	Warnings       []string `json:"warnings,omitempty"`
+	Index          uint64   `json:"index"`
+}
+
+// AllocGCRequest removes terminal allocations (AllocGCRequestType).
+type AllocGCRequest struct {
+	AllocIDs []string
+	WriteRequest
+}
+
+// JobBatchDeregisterRequest purges stopped jobs that have nothing left
+// (JobBatchDeregisterRequestType): the garbage collector's entry.
+type JobBatchDeregisterRequest struct {
+	Jobs []NamespacedID
+	WriteRequest
+}
+
+// NamespacedID names an object in a namespace.
+type NamespacedID struct {
+	Namespace string
+	ID        string
+}
