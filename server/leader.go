@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -67,6 +69,22 @@ func (s *Server) leaderLoop(stopCh chan struct{}) {
 	}
 	s.leaderReady.Store(true)
 	s.reconcile()
+
+	// Leader services (eval broker, workers, plan applier, heartbeat
+	// timers, controllers) run until leadership ends; the loop returns
+	// only after all of them have stopped, so a server that regains
+	// leadership never runs two copies.
+	ctx, cancel := context.WithCancel(s.shutdownCtx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for _, svc := range s.leaderServices() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			svc.run(ctx)
+		}()
+	}
 
 	tick := time.NewTicker(s.config.ReconcileInterval)
 	defer tick.Stop()

@@ -37,6 +37,7 @@ type Allocation struct {
 	Resources          *AllocatedResources    `json:"resources,omitempty"`
 	DesiredStatus      string                 `json:"desired_status"`
 	DesiredDescription string                 `json:"desired_description,omitempty"`
+	DesiredTransition  DesiredTransition      `json:"desired_transition"`
 	ClientStatus       string                 `json:"client_status"`
 	ClientDescription  string                 `json:"client_description,omitempty"`
 	TaskStates         map[string]*TaskState  `json:"task_states,omitempty"`
@@ -51,6 +52,15 @@ type Allocation struct {
 	AllocModifyIndex   uint64                 `json:"alloc_modify_index"`
 	CreateTime         int64                  `json:"create_time"`
 	ModifyTime         int64                  `json:"modify_time"`
+}
+
+// DesiredTransition is what a server controller asks the scheduler to do
+// with a running allocation; the scheduler acts on it at the next
+// evaluation of the job.
+type DesiredTransition struct {
+	// Migrate moves the allocation off its node: the drainer sets it on
+	// max_parallel allocations of a group at a time.
+	Migrate bool `json:"migrate,omitempty"`
 }
 
 // AllocatedResources are what the scheduler set aside for an allocation.

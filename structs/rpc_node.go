@@ -185,3 +185,12 @@ type NamespacedID struct {
 	Namespace string
 	ID        string
 }
+
+// AllocUpdateDesiredTransitionRequest sets desired transitions on
+// allocations and writes the evaluations that act on them, in one entry
+// (AllocUpdateDesiredTransitionRequestType).
+type AllocUpdateDesiredTransitionRequest struct {
+	Allocs map[string]*DesiredTransition
+	Evals  []*Evaluation
+	WriteRequest
+}

@@ -1,0 +1,18 @@
+package server
+
+import "context"
+
+// leaderService is a loop that runs on the leader only, from the moment
+// its election barrier passes until leadership ends (ctx cancelled). run
+// must return soon after ctx is done.
+type leaderService struct {
+	name string
+	run  func(ctx context.Context)
+}
+
+// leaderServices lists what the leader runs, in start order. Each entry
+// rebuilds its state from the store when it starts, so a new leader picks
+// up where the old one stopped.
+func (s *Server) leaderServices() []leaderService {
+	return []leaderService{}
+}
