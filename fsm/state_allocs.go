@@ -105,7 +105,7 @@ func (s *StateStore) UpsertAllocs(index uint64, allocs []*structs.Allocation) er
 
 // upsertAllocs takes ownership of allocs.
 func (s *StateStore) upsertAllocs(index uint64, allocs []*structs.Allocation) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	touched := make([]jobKey, 0, len(allocs))
 	for _, a := range allocs {
@@ -125,7 +125,7 @@ func (s *StateStore) upsertAllocs(index uint64, allocs []*structs.Allocation) er
 		} else {
 			a.CreateIndex = index
 			if a.Job == nil {
-				if a.Job, err = jobByIDTxn(txn, nil, a.Namespace, a.JobID); err != nil {
+				if a.Job, err = jobByIDTxn(txn.Txn, nil, a.Namespace, a.JobID); err != nil {
 					return err
 				}
 			}
@@ -137,10 +137,10 @@ func (s *StateStore) upsertAllocs(index uint64, allocs []*structs.Allocation) er
 		}
 		touched = append(touched, jobKey{a.Namespace, a.JobID})
 	}
-	if err := setIndex(txn, index, tableAllocs); err != nil {
+	if err := setIndex(txn.Txn, index, tableAllocs); err != nil {
 		return err
 	}
-	if err := setJobStatuses(txn, index, touched); err != nil {
+	if err := setJobStatuses(txn.Txn, index, touched); err != nil {
 		return err
 	}
 	txn.Commit()

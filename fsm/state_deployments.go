@@ -80,7 +80,7 @@ func (s *StateStore) UpsertDeployment(index uint64, d *structs.Deployment) error
 
 // upsertDeployment takes ownership of d.
 func (s *StateStore) upsertDeployment(index uint64, d *structs.Deployment) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	raw, err := txn.First(tableDeployments, "id", d.ID)
 	if err != nil {
@@ -94,7 +94,7 @@ func (s *StateStore) upsertDeployment(index uint64, d *structs.Deployment) error
 	if err := txn.Insert(tableDeployments, d); err != nil {
 		return fmt.Errorf("writing deployment %q: %w", d.ID, err)
 	}
-	if err := setIndex(txn, index, tableDeployments); err != nil {
+	if err := setIndex(txn.Txn, index, tableDeployments); err != nil {
 		return err
 	}
 	txn.Commit()

@@ -65,13 +65,13 @@ func (s *StateStore) UpsertEvals(index uint64, evals []*structs.Evaluation) erro
 
 // upsertEvals takes ownership of evals.
 func (s *StateStore) upsertEvals(index uint64, evals []*structs.Evaluation) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
-	touched, err := upsertEvalsTxn(txn, index, evals)
+	touched, err := upsertEvalsTxn(txn.Txn, index, evals)
 	if err != nil {
 		return err
 	}
-	if err := setJobStatuses(txn, index, touched); err != nil {
+	if err := setJobStatuses(txn.Txn, index, touched); err != nil {
 		return err
 	}
 	txn.Commit()
@@ -106,7 +106,7 @@ func upsertEvalsTxn(txn *memdb.Txn, index uint64, evals []*structs.Evaluation) (
 // DeleteEvals removes evaluations; IDs already gone are skipped, since
 // garbage collection may race with itself across leaders.
 func (s *StateStore) DeleteEvals(index uint64, ids []string) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	touched := make([]jobKey, 0, len(ids))
 	for _, id := range ids {
@@ -123,10 +123,10 @@ func (s *StateStore) DeleteEvals(index uint64, ids []string) error {
 		}
 		touched = append(touched, jobKey{e.Namespace, e.JobID})
 	}
-	if err := setIndex(txn, index, tableEvals); err != nil {
+	if err := setIndex(txn.Txn, index, tableEvals); err != nil {
 		return err
 	}
-	if err := setJobStatuses(txn, index, touched); err != nil {
+	if err := setJobStatuses(txn.Txn, index, touched); err != nil {
 		return err
 	}
 	txn.Commit()

@@ -121,9 +121,9 @@ func (s *StateStore) UpsertJob(index uint64, submitTime int64, job *structs.Job,
 }
 
 func (s *StateStore) upsertJob(index uint64, u jobUpsert) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
-	if err := upsertJobTxn(txn, index, u); err != nil {
+	if err := upsertJobTxn(txn.Txn, index, u); err != nil {
 		return err
 	}
 	txn.Commit()
@@ -245,9 +245,9 @@ func (s *StateStore) DeregisterJob(index uint64, submitTime int64, namespace, jo
 }
 
 func (s *StateStore) deregisterJob(index uint64, submitTime int64, namespace, jobID string, purge bool, eval *structs.Evaluation) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
-	existing, err := jobByIDTxn(txn, nil, namespace, jobID)
+	existing, err := jobByIDTxn(txn.Txn, nil, namespace, jobID)
 	if err != nil {
 		return err
 	}
@@ -257,7 +257,7 @@ func (s *StateStore) deregisterJob(index uint64, submitTime int64, namespace, jo
 	if !purge {
 		stopped := existing.Copy()
 		stopped.Stop = true
-		if err := upsertJobTxn(txn, index, jobUpsert{job: stopped, eval: eval, submitTime: submitTime}); err != nil {
+		if err := upsertJobTxn(txn.Txn, index, jobUpsert{job: stopped, eval: eval, submitTime: submitTime}); err != nil {
 			return err
 		}
 		txn.Commit()
@@ -267,22 +267,22 @@ func (s *StateStore) deregisterJob(index uint64, submitTime int64, namespace, jo
 	if err := txn.Delete(tableJobs, existing); err != nil {
 		return fmt.Errorf("deleting job %q in namespace %q: %w", jobID, namespace, err)
 	}
-	versions, err := jobVersions(txn, nil, namespace, jobID)
+	versions, err := jobVersions(txn.Txn, nil, namespace, jobID)
 	if err != nil {
 		return err
 	}
-	if err := deleteJobVersions(txn, versions); err != nil {
+	if err := deleteJobVersions(txn.Txn, versions); err != nil {
 		return err
 	}
-	if err := setIndex(txn, index, tableJobs, tableJobVersions); err != nil {
+	if err := setIndex(txn.Txn, index, tableJobs, tableJobVersions); err != nil {
 		return err
 	}
 	if eval != nil {
-		touched, err := upsertEvalsTxn(txn, index, []*structs.Evaluation{eval})
+		touched, err := upsertEvalsTxn(txn.Txn, index, []*structs.Evaluation{eval})
 		if err != nil {
 			return err
 		}
-		if err := setJobStatuses(txn, index, touched); err != nil {
+		if err := setJobStatuses(txn.Txn, index, touched); err != nil {
 			return err
 		}
 	}

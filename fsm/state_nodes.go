@@ -46,7 +46,7 @@ func (s *StateStore) UpsertNode(index uint64, node *structs.Node) error {
 
 // upsertNode takes ownership of node.
 func (s *StateStore) upsertNode(index uint64, node *structs.Node) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	raw, err := txn.First(tableNodes, "id", node.ID)
 	if err != nil {
@@ -60,7 +60,7 @@ func (s *StateStore) upsertNode(index uint64, node *structs.Node) error {
 	if err := txn.Insert(tableNodes, node); err != nil {
 		return fmt.Errorf("writing node %q: %w", node.ID, err)
 	}
-	if err := setIndex(txn, index, tableNodes); err != nil {
+	if err := setIndex(txn.Txn, index, tableNodes); err != nil {
 		return err
 	}
 	txn.Commit()
@@ -71,7 +71,7 @@ func (s *StateStore) upsertNode(index uint64, node *structs.Node) error {
 // deleted: deregistering a node that is not there is a caller's mistake
 // worth surfacing.
 func (s *StateStore) DeleteNode(index uint64, ids []string) error {
-	txn := s.db.Txn(true)
+	txn := s.writeTxn()
 	defer txn.Abort()
 	for _, id := range ids {
 		raw, err := txn.First(tableNodes, "id", id)
@@ -85,7 +85,7 @@ func (s *StateStore) DeleteNode(index uint64, ids []string) error {
 			return fmt.Errorf("deleting node %q: %w", id, err)
 		}
 	}
-	if err := setIndex(txn, index, tableNodes); err != nil {
+	if err := setIndex(txn.Txn, index, tableNodes); err != nil {
 		return err
 	}
 	txn.Commit()

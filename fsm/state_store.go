@@ -80,6 +80,9 @@ func (r *stateReader) LatestIndex() uint64 {
 // are shared with the store and must not be modified.
 type StateStore struct {
 	stateReader
+	// batch is set while the FSM applies a batch of entries in one
+	// transaction; only the FSM's goroutine writes, so it needs no lock.
+	batch     *applyBatch
 	abandonCh chan struct{}
 	// successor is the store a Restore put in this one's place; it is set
 	// before abandonCh closes, so a woken query can follow it.

@@ -63,6 +63,11 @@ func run(duration time.Duration, failovers int) error {
 
 	if os.Getenv("BENCH_PAUSE") != "" {
 		fmt.Println("leader:", leader.HTTPAddr())
+		for _, a := range c.Agents {
+			if a != leader {
+				fmt.Println("follower:", a.HTTPAddr())
+			}
+		}
 	}
 	fmt.Printf("drover bench: 3 servers on loopback, %d CPUs, %s\n\n", runtime.NumCPU(), runtime.Version())
 	fmt.Println("Raft-committed job registrations through PUT /v1/jobs (distinct jobs; YAML body unless noted)")
@@ -88,6 +93,9 @@ func run(duration time.Duration, failovers int) error {
 			r.name, r.conc, res.ok, res.errors, float64(res.ok)/res.elapsed.Seconds(), ms(res.p50), ms(res.p99))
 	}
 
+	if failovers == 0 {
+		return nil
+	}
 	fmt.Println()
 	fmt.Printf("Leader failover: kill -9 of the leader -> first accepted write (%d runs)\n", failovers)
 	var times []time.Duration
