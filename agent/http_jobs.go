@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -107,36 +108,57 @@ func (h *httpHandler) jobDeregister(w http.ResponseWriter, r *http.Request) (any
 	return &reply, nil
 }
 
-func (h *httpHandler) evalList(w http.ResponseWriter, r *http.Request) (any, error) {
-	var args structs.EvalListRequest
+// jobAllocations lists the allocations of one job.
+func (h *httpHandler) jobAllocations(w http.ResponseWriter, r *http.Request) (any, error) {
+	args := structs.JobSpecificRequest{JobID: r.PathValue("id")}
 	if err := parseQuery(r, &args.QueryOptions); err != nil {
 		return nil, err
 	}
-	args.JobID = r.URL.Query().Get("job")
-	args.Status = r.URL.Query().Get("status")
-	var reply structs.EvalListResponse
-	if err := h.agent.rpc("Eval.List", &args, &reply); err != nil {
+	var reply structs.JobAllocationsResponse
+	if err := h.agent.rpc("Job.Allocations", &args, &reply); err != nil {
 		return nil, err
 	}
 	setMeta(w, &reply.QueryMeta)
-	if reply.Evals == nil {
-		reply.Evals = []*structs.Evaluation{}
+	if reply.Allocations == nil {
+		reply.Allocations = []*structs.AllocListStub{}
 	}
-	return reply.Evals, nil
+	return reply.Allocations, nil
 }
 
-func (h *httpHandler) evalGet(w http.ResponseWriter, r *http.Request) (any, error) {
-	args := structs.EvalSpecificRequest{EvalID: r.PathValue("id")}
-	if err := parseQuery(r, &args.QueryOptions); err != nil {
+// jobPlan is PUT /v1/job/:id/plan: the scheduler's dry run of a job file,
+// with the diff against the running version unless diff=false. The body
+// is read as PUT /v1/jobs reads it; its id must be the path's.
+func (h *httpHandler) jobPlan(w http.ResponseWriter, r *http.Request) (any, error) {
+	if err := checkJobContentType(r); err != nil {
 		return nil, err
 	}
-	var reply structs.SingleEvalResponse
-	if err := h.agent.rpc("Eval.GetEval", &args, &reply); err != nil {
+	args := &structs.JobPlanRequest{Diff: true}
+	if s := r.URL.Query().Get("diff"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, invalidParam("diff", "must be true or false, got %q", s)
+		}
+		args.Diff = b
+	}
+	body, err := h.readBody(w, r)
+	if err != nil {
 		return nil, err
 	}
-	setMeta(w, &reply.QueryMeta)
-	if reply.Eval == nil {
-		return nil, structs.NewError(structs.ErrNotFound, "evaluation %q not found", args.EvalID)
+	job, err := structs.ParseJob(body)
+	if err != nil {
+		return nil, err
 	}
-	return reply.Eval, nil
+	if id := r.PathValue("id"); job.ID != id {
+		e := structs.NewError(structs.ErrInvalid, "the job file's id %q is not the path's %q", job.ID, id)
+		e.Problems = []*structs.FieldError{{Field: "id", Message: fmt.Sprintf("must be %q, as in the path, got %q", id, job.ID)}}
+		return nil, e
+	}
+	args.Job = job
+	args.Namespace = r.URL.Query().Get("namespace")
+	args.AuthToken = r.Header.Get(headerToken)
+	var reply structs.JobPlanResponse
+	if err := h.agent.rpc("Job.Plan", args, &reply); err != nil {
+		return nil, err
+	}
+	return &reply, nil
 }

@@ -103,3 +103,36 @@ func (j *Jobs) Deregister(ctx context.Context, id string, purge bool) (*structs.
 	}
 	return &out, nil
 }
+
+// Allocations lists the allocations of one job.
+func (j *Jobs) Allocations(ctx context.Context, id string, q *QueryOptions) ([]*structs.AllocListStub, *QueryMeta, error) {
+	var out []*structs.AllocListStub
+	meta, err := j.c.query(ctx, "/job/"+escape(id)+"/allocations", q, &out)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, meta, nil
+}
+
+// Plan asks what registering the job file would do, without doing it: the
+// scheduler's dry run and, with diff, what changes from the running
+// version. id must be the file's job ID.
+func (j *Jobs) Plan(ctx context.Context, id string, body []byte, contentType string, diff bool, w *WriteOptions) (*structs.JobPlanResponse, error) {
+	r := j.c.newRequest(http.MethodPut, "/job/"+escape(id)+"/plan")
+	r.body, r.contentType = body, contentType
+	r.params.Set("diff", strconv.FormatBool(diff))
+	var out structs.JobPlanResponse
+	if err := j.c.write(ctx, r, w, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// PlanJob is Plan of a job object, sent as JSON.
+func (j *Jobs) PlanJob(ctx context.Context, job *structs.Job, diff bool) (*structs.JobPlanResponse, error) {
+	body, err := json.Marshal(job)
+	if err != nil {
+		return nil, fmt.Errorf("encoding job %q: %w", job.ID, err)
+	}
+	return j.Plan(ctx, job.ID, body, ContentTypeJSON, diff, nil)
+}
