@@ -32,6 +32,7 @@ Examples:
   drover job status web`,
 		Subcommands: []*cli.Command{
 			jobRunCommand(),
+			jobPlanCommand(),
 			jobValidateCommand(),
 			jobStatusCommand(),
 			jobStopCommand(),
@@ -47,16 +48,24 @@ func jobRunCommand() *cli.Command {
 		Usage:     "Submit a job file, creating or updating the job it declares",
 		UsageText: "drover job run [options] <file|->",
 		Description: `Sends the job file ("-" reads standard input) to the agent, which
-registers a new version of the job and creates an evaluation to place it.
-Files ending in .json are sent as JSON, others as YAML. Problems with the
-file are printed as FILE:LINE:COLUMN: field: message.
+registers a new version of the job and creates an evaluation to place it,
+then waits for the scheduler to finish that evaluation and prints what it
+placed (-detach prints the evaluation ID and returns at once). Files
+ending in .json are sent as JSON, others as YAML. Problems with the file
+are printed as FILE:LINE:COLUMN: field: message.
+
+Exit codes: 0 when every allocation was placed, 2 when some could not be
+(the reasons are printed; a blocked evaluation places them when capacity
+appears), 1 on any other error.
 
 Examples:
   drover job run web.yaml
   drover job run -detach web.yaml
+  drover job run -check-index 42 web.yaml
   cat web.json | drover job run -`,
 		Flags: withCluster(
-			&cli.BoolFlag{Name: "detach", DisableDefaultText: true, Usage: "print only the evaluation ID"},
+			&cli.BoolFlag{Name: "detach", DisableDefaultText: true, Usage: "print only the evaluation ID, do not wait"},
+			&cli.Uint64Flag{Name: "check-index", Usage: "register only if the job's modify index is still this (0: only if the job is new); see job plan"},
 		),
 		Action: jobRun,
 	}
@@ -74,7 +83,11 @@ func jobRun(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := client.Jobs().Register(c.Context, data, jobContentType(name, data), nil)
+	var w *api.WriteOptions
+	if c.IsSet("check-index") {
+		w = &api.WriteOptions{Params: map[string]string{"enforce_index": strconv.FormatUint(c.Uint64("check-index"), 10)}}
+	}
+	resp, err := client.Jobs().Register(c.Context, data, jobContentType(name, data), w)
 	if err != nil {
 		var apiErr *api.Error
 		if errors.As(err, &apiErr) && len(apiErr.Problems) > 0 {
@@ -97,6 +110,16 @@ func jobRun(c *cli.Context) error {
 		what = fmt.Sprintf("Job %q", job.ID)
 	}
 	fmt.Fprintf(stdout, "%s registered: version %d, evaluation %s\n", what, resp.JobVersion, resp.EvalID)
+	if resp.EvalID == "" {
+		return nil
+	}
+	code, err := monitorEval(c.Context, client, resp.EvalID)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitWith(code, nil)
+	}
 	return nil
 }
 
@@ -282,27 +305,28 @@ func showJob(c *cli.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	evals, _, err := client.Jobs().Evaluations(c.Context, job.ID, &api.QueryOptions{Namespace: job.Namespace})
+	q := &api.QueryOptions{Namespace: job.Namespace}
+	evals, _, err := client.Jobs().Evaluations(c.Context, job.ID, q)
 	if err != nil {
 		return fmt.Errorf("listing evaluations of job %q: %w", job.ID, err)
 	}
-	slices.SortFunc(evals, func(a, b *structs.Evaluation) int {
-		switch {
-		case a.CreateIndex > b.CreateIndex:
-			return -1
-		case a.CreateIndex < b.CreateIndex:
-			return 1
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	sortEvals(evals)
+	allocs, _, err := client.Jobs().Allocations(c.Context, job.ID, q)
+	if err != nil {
+		return fmt.Errorf("listing allocations of job %q: %w", job.ID, err)
+	}
 	if c.Bool("json") {
 		if evals == nil {
 			evals = []*structs.Evaluation{}
 		}
+		if allocs == nil {
+			allocs = []*structs.AllocListStub{}
+		}
 		return printJSON(struct {
-			Job         *structs.Job          `json:"job"`
-			Evaluations []*structs.Evaluation `json:"evaluations"`
-		}{job, evals})
+			Job         *structs.Job             `json:"job"`
+			Evaluations []*structs.Evaluation    `json:"evaluations"`
+			Allocations []*structs.AllocListStub `json:"allocations"`
+		}{job, evals, allocs})
 	}
 
 	printKV(stdout,
@@ -315,20 +339,51 @@ func showJob(c *cli.Context, id string) error {
 		[2]string{"Version", strconv.FormatUint(job.Version, 10)},
 		[2]string{"Submit Date", formatTime(job.SubmitTime)},
 	)
+	if failed := latestFailures(evals); failed != nil {
+		fmt.Fprintln(stdout, "\nPlacement Failure")
+		printPlacementFailures(stdout, failed.FailedTGAllocs, "", true)
+		if failed.BlockedEval != "" {
+			fmt.Fprintf(stdout, "Evaluation %q waiting for additional capacity to place remainder\n", structs.ShortID(failed.BlockedEval))
+		}
+	}
+
 	fmt.Fprintln(stdout, "\nLatest Evaluations")
 	if len(evals) == 0 {
 		fmt.Fprintln(stdout, "No evaluations")
+	} else {
+		t := newTable(stdout, "ID", "Priority", "Triggered By", "Status", "Created")
+		for _, e := range evals[:min(len(evals), latestEvals)] {
+			t.row(structs.ShortID(e.ID), strconv.Itoa(e.Priority), e.TriggeredBy, e.Status, formatTime(e.CreateTime))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+		if n := len(evals) - latestEvals; n > 0 {
+			fmt.Fprintf(stdout, "(%d older not shown; -json lists all)\n", n)
+		}
+	}
+
+	fmt.Fprintln(stdout, "\nAllocations")
+	if len(allocs) == 0 {
+		fmt.Fprintln(stdout, "No allocations placed")
 		return nil
 	}
-	t := newTable(stdout, "ID", "Priority", "Triggered By", "Status", "Created")
-	for _, e := range evals[:min(len(evals), latestEvals)] {
-		t.row(structs.ShortID(e.ID), strconv.Itoa(e.Priority), e.TriggeredBy, e.Status, formatTime(e.CreateTime))
-	}
-	if err := t.flush(); err != nil {
-		return err
-	}
-	if n := len(evals) - latestEvals; n > 0 {
-		fmt.Fprintf(stdout, "(%d older not shown; -json lists all)\n", n)
+	return printAllocTable(stdout, allocs, structs.ShortID)
+}
+
+// latestFailures returns the newest evaluation the scheduler finished,
+// when it could not place everything; nil when that evaluation placed all
+// (or none finished yet). Pending and blocked evaluations have not
+// decided anything, so they are passed over.
+func latestFailures(newestFirst []*structs.Evaluation) *structs.Evaluation {
+	for _, e := range newestFirst {
+		if !e.TerminalStatus() {
+			continue
+		}
+		if len(e.FailedTGAllocs) > 0 {
+			return e
+		}
+		return nil
 	}
 	return nil
 }

@@ -41,6 +41,15 @@ func webEvals() []*structs.Evaluation {
 	}
 }
 
+func webAllocs() []*structs.AllocListStub {
+	return []*structs.AllocListStub{
+		{ID: "aaaaaaaa-1111-4bbb-8ccc-000000000001", NodeID: "cccccccc-1111-4bbb-8ccc-000000000001", JobID: "web", JobVersion: 2,
+			TaskGroup: "frontend", DesiredStatus: "stop", ClientStatus: "failed", CreateIndex: 20, CreateTime: t1},
+		{ID: "bbbbbbbb-1111-4bbb-8ccc-000000000002", NodeID: "dddddddd-1111-4bbb-8ccc-000000000002", JobID: "web", JobVersion: 3,
+			TaskGroup: "frontend", DesiredStatus: "run", ClientStatus: "running", CreateIndex: 41, CreateTime: t2},
+	}
+}
+
 func TestJobStatus_ListsJobsInAlignedTable(t *testing.T) {
 	f := newFakeAPI(t)
 	f.reply("GET /v1/jobs", stubs())
@@ -96,6 +105,7 @@ func TestJobStatus_OneJob(t *testing.T) {
 	f := newFakeAPI(t)
 	f.reply("GET /v1/job/web", webJob())
 	f.reply("GET /v1/evaluations", webEvals())
+	f.reply("GET /v1/job/web/allocations", webAllocs())
 	r := run(t, "job", "status", "web")
 	requireOK(t, r)
 	require.Equal(t, lines(
@@ -112,6 +122,11 @@ func TestJobStatus_OneJob(t *testing.T) {
 		"ID        Priority  Triggered By  Status    Created",
 		"22222222  50        node-update   pending   2026-11-23T02:30:00Z",
 		"11111111  50        job-register  complete  2026-11-23T01:00:00Z",
+		"",
+		"Allocations",
+		"ID        Node ID   Task Group  Version  Desired  Status   Created",
+		"bbbbbbbb  dddddddd  frontend    3        run      running  2026-11-23T02:30:00Z",
+		"aaaaaaaa  cccccccc  frontend    2        stop     failed   2026-11-23T01:00:00Z",
 	), r.stdout)
 	q := f.find("GET /v1/evaluations").Query
 	require.Equal(t, []string{"web"}, q["job"])
@@ -122,15 +137,18 @@ func TestJobStatus_OneJobJSON(t *testing.T) {
 	f := newFakeAPI(t)
 	f.reply("GET /v1/job/web", webJob())
 	f.reply("GET /v1/evaluations", webEvals())
+	f.reply("GET /v1/job/web/allocations", webAllocs())
 	r := run(t, "job", "status", "-json", "web")
 	requireOK(t, r)
 	var got struct {
-		Job         *structs.Job          `json:"job"`
-		Evaluations []*structs.Evaluation `json:"evaluations"`
+		Job         *structs.Job             `json:"job"`
+		Evaluations []*structs.Evaluation    `json:"evaluations"`
+		Allocations []*structs.AllocListStub `json:"allocations"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got))
 	require.Equal(t, webJob(), got.Job)
 	require.Len(t, got.Evaluations, 2)
+	require.Equal(t, webAllocs(), got.Allocations)
 	require.Equal(t, uint64(30), got.Evaluations[0].CreateIndex, "newest first")
 }
 
@@ -142,6 +160,7 @@ func TestJobStatus_ShowsOnlyTheLatestEvaluations(t *testing.T) {
 		evals = append(evals, &structs.Evaluation{ID: strings.Repeat(string(rune('0'+i)), 12), CreateIndex: uint64(i)})
 	}
 	f.reply("GET /v1/evaluations", evals)
+	f.reply("GET /v1/job/web/allocations", []*structs.AllocListStub{})
 	r := run(t, "job", "status", "web")
 	requireOK(t, r)
 	require.Contains(t, r.stdout, "77777777")
@@ -154,10 +173,12 @@ func TestJobStatus_UniquePrefix(t *testing.T) {
 	f.reply("GET /v1/jobs", []*structs.JobListStub{{ID: "web", Namespace: "default"}})
 	f.reply("GET /v1/job/web", webJob())
 	f.reply("GET /v1/evaluations", []*structs.Evaluation{})
+	f.reply("GET /v1/job/web/allocations", []*structs.AllocListStub{})
 	r := run(t, "job", "status", "we")
 	requireOK(t, r)
 	require.Contains(t, r.stdout, "ID          = web\n")
 	require.Contains(t, r.stdout, "Latest Evaluations\nNo evaluations\n")
+	require.Contains(t, r.stdout, "Allocations\nNo allocations placed\n")
 	require.Equal(t, []string{"we"}, f.find("GET /v1/jobs").Query["prefix"])
 	f.find("GET /v1/job/we") // the exact ID was tried first
 }
@@ -206,6 +227,7 @@ func TestStatus_IsJobStatus(t *testing.T) {
 
 	f.reply("GET /v1/job/web", webJob())
 	f.reply("GET /v1/evaluations", webEvals())
+	f.reply("GET /v1/job/web/allocations", webAllocs())
 	want = run(t, "job", "status", "web")
 	got = run(t, "status", "web")
 	requireOK(t, got)
@@ -296,6 +318,7 @@ func registered(version uint64) *structs.JobRegisterResponse {
 func TestJobRun_YAML(t *testing.T) {
 	f := newFakeAPI(t)
 	f.reply("PUT /v1/jobs", registered(2))
+	evalFinished(f, nil)
 	path := writeFile(t, "web.yaml", webYAML)
 	r := run(t, "job", "run", "-token", "s3cret", path)
 	requireOK(t, r)
@@ -303,12 +326,19 @@ func TestJobRun_YAML(t *testing.T) {
 	require.Equal(t, webYAML, string(req.Body))
 	require.Equal(t, api.ContentTypeYAML, req.Header.Get("Content-Type"))
 	require.Equal(t, "s3cret", req.Header.Get(api.HeaderToken))
-	require.Equal(t, "Job \"web\" registered: version 2, evaluation 44444444-aaaa-4bbb-8ccc-000000000004\n", r.stdout)
+	require.Equal(t, lines(
+		`Job "web" registered: version 2, evaluation 44444444-aaaa-4bbb-8ccc-000000000004`,
+		`==> Monitoring evaluation "44444444"`,
+		`    Evaluation triggered by job "web"`,
+		`    Allocation "bbbbbbbb" created: node "dddddddd", group "frontend"`,
+		`==> Evaluation "44444444" finished with status "complete"`,
+	), r.stdout)
 }
 
 func TestJobRun_JSONFileAndStdin(t *testing.T) {
 	f := newFakeAPI(t)
 	f.reply("PUT /v1/jobs", registered(0))
+	evalFinished(f, nil)
 	body := `{"id": "web", "groups": []}`
 	path := writeFile(t, "web.json", body)
 

@@ -33,6 +33,9 @@ Examples:
 		Commands: []*cli.Command{
 			agentCommand(),
 			jobCommand(),
+			nodeCommand(),
+			allocCommand(),
+			evalCommand(),
 			serverCommand(),
 			operatorCommand(),
 			statusCommand(),

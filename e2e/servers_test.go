@@ -69,7 +69,7 @@ func TestServers_ThreeJoinAndSurviveLeaderKill(t *testing.T) {
 	}, 20*time.Second, 100*time.Millisecond, "list-peers: %s %s", out, errOut)
 
 	// A job submitted through the CLI shows in job status.
-	out, errOut, code = c.CLI(ctx, c.Agents[0], "job", "run", repoFile("examples", "web.yaml"))
+	out, errOut, code = c.CLI(ctx, c.Agents[0], "job", "run", "-detach", repoFile("examples", "web.yaml"))
 	require.Equal(t, 0, code, "job run: %s %s", out, errOut)
 	out, errOut, code = c.CLI(ctx, c.Agents[1], "job", "status", "web")
 	require.Equal(t, 0, code, "job status: %s %s", out, errOut)

@@ -45,7 +45,7 @@ start() {
 		sleep 0.1
 	done
 	echo "==> submitting examples/web.yaml"
-	"$bin" job run examples/web.yaml
+	"$bin" job run -detach examples/web.yaml
 	echo
 	"$bin" job status web
 	cat <<MSG
