@@ -154,11 +154,13 @@ func TestDiffJobs_ResourcesAreDestructive(t *testing.T) {
 
 func TestDiffJobs_InPlaceChanges(t *testing.T) {
 	for name, change := range map[string]func(j *Job){
-		"task meta":        func(j *Job) { j.Groups[0].Tasks[0].Meta = map[string]string{"owner": "me"} },
-		"kill timeout":     func(j *Job) { j.Groups[0].Tasks[0].KillTimeout = Duration(time.Minute) },
-		"group constraint": func(j *Job) { j.Groups[0].Constraints = []*Constraint{{Attribute: "${node.class}", Operator: "=", Value: "edge"}} },
-		"restart policy":   func(j *Job) { j.Groups[0].Restart.Attempts = 9 },
-		"service tags":     func(j *Job) { j.Groups[0].Services[0].Tags = []string{"a", "b"} },
+		"task meta":    func(j *Job) { j.Groups[0].Tasks[0].Meta = map[string]string{"owner": "me"} },
+		"kill timeout": func(j *Job) { j.Groups[0].Tasks[0].KillTimeout = Duration(time.Minute) },
+		"group constraint": func(j *Job) {
+			j.Groups[0].Constraints = []*Constraint{{Attribute: "${node.class}", Operator: "=", Value: "edge"}}
+		},
+		"restart policy": func(j *Job) { j.Groups[0].Restart.Attempts = 9 },
+		"service tags":   func(j *Job) { j.Groups[0].Services[0].Tags = []string{"a", "b"} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			old, new := diffJob(), diffJob()
