@@ -40,6 +40,7 @@ Examples:
 			operatorCommand(),
 			statusCommand(),
 			versionCommand(),
+			nodesimCommand(),
 		},
 		Writer:         stdout,
 		ErrWriter:      stderr,

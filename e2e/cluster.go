@@ -300,3 +300,11 @@ func blockFree(prefix string, n int) bool {
 	}
 	return true
 }
+
+// PID is the agent's process ID, 0 when it is not running.
+func (a *Agent) PID() int {
+	if !a.Running() {
+		return 0
+	}
+	return a.cmd.Process.Pid
+}

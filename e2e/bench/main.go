@@ -25,8 +25,18 @@ import (
 func main() {
 	duration := flag.Duration("duration", 5*time.Second, "length of each throughput run")
 	failovers := flag.Int("failovers", 5, "number of leader kills")
+	schedNodes := flag.Int("sched-nodes", 5000, "simulated nodes in the scheduler run (0 skips it)")
+	schedJobs := flag.Int("sched-jobs", 100, "jobs submitted at once in the scheduler run")
+	schedCount := flag.Int("sched-count", 1000, "allocations per job in the scheduler run")
 	flag.Parse()
-	if err := run(*duration, *failovers); err != nil {
+	err := run(*duration, *failovers)
+	if err == nil && *schedNodes > 0 {
+		var bin string
+		if bin, err = e2e.Binary(); err == nil {
+			err = schedBench(bin, *schedNodes, *schedJobs, *schedCount)
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

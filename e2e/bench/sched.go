@@ -1,0 +1,163 @@
+//go:build e2e
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/drover-sh/drover/client/nodesim"
+	"github.com/drover-sh/drover/e2e"
+)
+
+// schedBench measures the scheduler end to end on a fresh 3-server
+// cluster: nodes simulated nodes registered and heartbeating, then jobs
+// jobs of count allocations each submitted at once; the clock stops when
+// the simulated nodes have received every allocation, i.e. when all
+// placements are committed in Raft and delivered through Node.GetAllocs.
+func schedBench(bin string, nodes, jobs, count int) error {
+	dir, err := os.MkdirTemp("", "drover-schedbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	c, err := e2e.NewServers(bin, dir, 3)
+	if err != nil {
+		return err
+	}
+	for _, a := range c.Agents {
+		a.Args = append(a.Args, "-log-level", "warn", "-enable-debug")
+	}
+	if err := c.Start(); err != nil {
+		return err
+	}
+	defer c.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	leader, err := c.WaitLeader(ctx)
+	if err != nil {
+		return err
+	}
+	var rpcs []string
+	for _, a := range c.Agents {
+		rpcs = append(rpcs, a.RPCAddr())
+	}
+	sim, err := nodesim.New(nodesim.Config{Servers: rpcs, Nodes: nodes})
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+
+	fmt.Printf("\nScheduler: %d simulated nodes, %d jobs x %d allocations submitted at once (3 servers)\n", nodes, jobs, count)
+	start := time.Now()
+	if err := sim.Register(ctx); err != nil {
+		return err
+	}
+	regTime := time.Since(start)
+	simCtx, stopSim := context.WithCancel(ctx)
+	var simDone sync.WaitGroup
+	simDone.Add(1)
+	go func() { defer simDone.Done(); sim.Run(simCtx) }()
+	defer func() { stopSim(); simDone.Wait() }()
+
+	// The leader's CPU while the fleet only heartbeats.
+	const idle = 20 * time.Second
+	hb0, cpu0 := sim.Stats().Heartbeats, cpuTime(leader.PID())
+	time.Sleep(idle)
+	hb1, cpu1 := sim.Stats().Heartbeats, cpuTime(leader.PID())
+
+	client := &http.Client{Transport: transport, Timeout: time.Minute}
+	submitStart := time.Now()
+	var wg sync.WaitGroup
+	errCh := make(chan error, jobs)
+	sem := make(chan struct{}, 16)
+	for j := 0; j < jobs; j++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(j int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			target := c.Agents[j%len(c.Agents)].HTTPAddr() + "/v1/jobs"
+			if err := put(client, target, "application/json", schedJobJSON(j, count)); err != nil {
+				errCh <- fmt.Errorf("submitting job %d: %w", j, err)
+			}
+		}(j)
+	}
+	wg.Wait()
+	close(errCh)
+	if err := <-errCh; err != nil {
+		return err
+	}
+	submitted := time.Since(submitStart)
+	want := int64(jobs * count)
+	for sim.Stats().AllocsSeen < want {
+		if ctx.Err() != nil {
+			return fmt.Errorf("only %d of %d allocations placed before the deadline", sim.Stats().AllocsSeen, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	placed := time.Since(submitStart)
+	rate := float64(want) / placed.Seconds()
+
+	fmt.Printf("| %-52s | %14s |\n", "measure", "value")
+	fmt.Println("|------------------------------------------------------|----------------|")
+	fmt.Printf("| %-52s | %14s |\n", fmt.Sprintf("register %d nodes (Node.Register, 32 at a time)", nodes), regTime.Round(time.Millisecond))
+	fmt.Printf("| %-52s | %14.1f |\n", "heartbeats/s while idle", float64(hb1-hb0)/idle.Seconds())
+	fmt.Printf("| %-52s | %13.1f%% |\n", "leader CPU while idle (heartbeats), % of one core", 100*(cpu1-cpu0).Seconds()/idle.Seconds())
+	fmt.Printf("| %-52s | %14s |\n", fmt.Sprintf("submit %d jobs (PUT /v1/jobs, 16 at a time)", jobs), submitted.Round(time.Millisecond))
+	fmt.Printf("| %-52s | %14s |\n", fmt.Sprintf("first submit -> all %d allocations on nodes", want), placed.Round(time.Millisecond))
+	fmt.Printf("| %-52s | %14.0f |\n", "placements/s committed and delivered", rate)
+	for _, a := range c.Agents {
+		role := "follower"
+		if a == leader {
+			role = "leader"
+		}
+		fmt.Printf("| %-52s | %11d MB |\n", "RSS of "+role+" "+a.Name, rssMB(a.PID()))
+	}
+	st := sim.Stats()
+	fmt.Printf("(nodes reported %d running through %d Node.UpdateAllocs calls; %d RPC errors)\n", st.Running, st.UpdateCalls, st.RPCErrors)
+	return nil
+}
+
+func schedJobJSON(j, count int) []byte {
+	return []byte(fmt.Sprintf(`{"id": "sched-%d", "datacenters": ["dc1"], "groups": [{"name": "work", "count": %d,
+  "network": {"mode": "host"},
+  "tasks": [{"name": "work", "image": "127.0.0.1:5000/drover/busybox:latest", "command": "/bin/sleep",
+  "args": ["3600"], "resources": {"cpu": 100, "memory": 64}}]}]}`, j, count))
+}
+
+// cpuTime is the user+system CPU time of a process, from /proc.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may contain spaces).
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticks
+}
+
+// rssMB is a process's resident set size in MB.
+func rssMB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
