@@ -63,6 +63,16 @@ func init() {
 	register(structs.JobDeregisterRequestType, (*FSM).applyJobDeregister)
 	register(structs.EvalUpdateRequestType, (*FSM).applyEvalUpdate)
 	register(structs.EvalDeleteRequestType, (*FSM).applyEvalDelete)
+	register(structs.NodeRegisterRequestType, (*FSM).applyNodeRegister)
+	register(structs.NodeDeregisterRequestType, (*FSM).applyNodeDeregister)
+	register(structs.NodeUpdateStatusRequestType, (*FSM).applyNodeUpdateStatus)
+	register(structs.NodeUpdateDrainRequestType, (*FSM).applyNodeUpdateDrain)
+	register(structs.NodeUpdateEligibilityRequestType, (*FSM).applyNodeUpdateEligibility)
+	register(structs.AllocClientUpdateRequestType, (*FSM).applyAllocClientUpdate)
+	register(structs.ApplyPlanResultsRequestType, (*FSM).applyPlanResults)
+	register(structs.AllocUpdateDesiredTransitionRequestType, (*FSM).applyAllocDesiredTransition)
+	register(structs.AllocGCRequestType, (*FSM).applyAllocGC)
+	register(structs.JobBatchDeregisterRequestType, (*FSM).applyJobBatchDeregister)
 }
 
 // Apply writes one committed entry to the store. It must be deterministic:

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -134,6 +135,142 @@ func (s *StateStore) upsertAllocs(index uint64, allocs []*structs.Allocation) er
 		a.AllocModifyIndex = index
 		if err := txn.Insert(tableAllocs, a); err != nil {
 			return fmt.Errorf("writing allocation %q: %w", a.ID, err)
+		}
+		touched = append(touched, jobKey{a.Namespace, a.JobID})
+	}
+	if err := setIndex(txn.Txn, index, tableAllocs); err != nil {
+		return err
+	}
+	if err := setJobStatuses(txn.Txn, index, touched); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// UpdateAllocsFromClient takes what clients own from each update
+// (ClientStatus, ClientDescription, TaskStates, DeploymentStatus,
+// ModifyTime) and writes evals, in one transaction. Updates of allocations
+// that are gone (garbage collected while the client was reporting) are
+// skipped: the client learns from its next allocation query.
+func (s *StateStore) UpdateAllocsFromClient(index uint64, updates []*structs.Allocation, evals []*structs.Evaluation) error {
+	return s.updateAllocsFromClient(index, updates, copyEvals(evals))
+}
+
+func (s *StateStore) updateAllocsFromClient(index uint64, updates []*structs.Allocation, evals []*structs.Evaluation) error {
+	txn := s.writeTxn()
+	defer txn.Abort()
+	touched := make([]jobKey, 0, len(updates)+len(evals))
+	for _, u := range updates {
+		if u == nil {
+			return structs.NewError(structs.ErrInvalid, "updating a nil allocation")
+		}
+		raw, err := txn.First(tableAllocs, "id", u.ID)
+		if err != nil {
+			return fmt.Errorf("reading allocation %q: %w", u.ID, err)
+		}
+		if raw == nil {
+			continue
+		}
+		// A shallow copy is enough: the fields replaced below are the
+		// only ones that differ, and nested objects are never modified.
+		a := *raw.(*structs.Allocation)
+		a.ClientStatus = u.ClientStatus
+		a.ClientDescription = u.ClientDescription
+		if u.TaskStates != nil {
+			a.TaskStates = u.TaskStates
+		}
+		if u.DeploymentStatus != nil {
+			a.DeploymentStatus = u.DeploymentStatus
+		}
+		a.ModifyTime = u.ModifyTime
+		a.ModifyIndex = index
+		if err := txn.Insert(tableAllocs, &a); err != nil {
+			return fmt.Errorf("writing allocation %q: %w", a.ID, err)
+		}
+		touched = append(touched, jobKey{a.Namespace, a.JobID})
+	}
+	if err := setIndex(txn.Txn, index, tableAllocs); err != nil {
+		return err
+	}
+	if len(evals) > 0 {
+		t, err := upsertEvalsTxn(txn.Txn, index, evals)
+		if err != nil {
+			return err
+		}
+		touched = append(touched, t...)
+	}
+	if err := setJobStatuses(txn.Txn, index, touched); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// UpdateAllocsDesiredTransitions sets the desired transitions of
+// allocations and writes the evaluations that act on them. Missing
+// allocations are skipped, as for client updates.
+func (s *StateStore) UpdateAllocsDesiredTransitions(index uint64, transitions map[string]*structs.DesiredTransition, evals []*structs.Evaluation) error {
+	return s.updateAllocsDesiredTransitions(index, transitions, copyEvals(evals))
+}
+
+func (s *StateStore) updateAllocsDesiredTransitions(index uint64, transitions map[string]*structs.DesiredTransition, evals []*structs.Evaluation) error {
+	txn := s.writeTxn()
+	defer txn.Abort()
+	// Map order is random; every server must write in the same order.
+	ids := make([]string, 0, len(transitions))
+	for id := range transitions {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		raw, err := txn.First(tableAllocs, "id", id)
+		if err != nil {
+			return fmt.Errorf("reading allocation %q: %w", id, err)
+		}
+		if raw == nil || transitions[id] == nil {
+			continue
+		}
+		a := *raw.(*structs.Allocation)
+		a.DesiredTransition = *transitions[id]
+		a.ModifyIndex = index
+		if err := txn.Insert(tableAllocs, &a); err != nil {
+			return fmt.Errorf("writing allocation %q: %w", id, err)
+		}
+	}
+	if err := setIndex(txn.Txn, index, tableAllocs); err != nil {
+		return err
+	}
+	if len(evals) > 0 {
+		touched, err := upsertEvalsTxn(txn.Txn, index, evals)
+		if err != nil {
+			return err
+		}
+		if err := setJobStatuses(txn.Txn, index, touched); err != nil {
+			return err
+		}
+	}
+	txn.Commit()
+	return nil
+}
+
+// DeleteAllocs removes allocations; IDs already gone are skipped, since
+// garbage collection may race with itself across leaders.
+func (s *StateStore) DeleteAllocs(index uint64, ids []string) error {
+	txn := s.writeTxn()
+	defer txn.Abort()
+	touched := make([]jobKey, 0, len(ids))
+	for _, id := range ids {
+		raw, err := txn.First(tableAllocs, "id", id)
+		if err != nil {
+			return fmt.Errorf("reading allocation %q: %w", id, err)
+		}
+		if raw == nil {
+			continue
+		}
+		a := raw.(*structs.Allocation)
+		if err := txn.Delete(tableAllocs, a); err != nil {
+			return fmt.Errorf("deleting allocation %q: %w", id, err)
 		}
 		touched = append(touched, jobKey{a.Namespace, a.JobID})
 	}

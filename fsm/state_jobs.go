@@ -289,3 +289,34 @@ func (s *StateStore) deregisterJob(index uint64, submitTime int64, namespace, jo
 	txn.Commit()
 	return nil
 }
+
+// PurgeJobs removes stopped jobs with all their versions: the garbage
+// collector's write. Jobs already gone are skipped.
+func (s *StateStore) PurgeJobs(index uint64, jobs []structs.NamespacedID) error {
+	txn := s.writeTxn()
+	defer txn.Abort()
+	for _, id := range jobs {
+		existing, err := jobByIDTxn(txn.Txn, nil, id.Namespace, id.ID)
+		if err != nil {
+			return err
+		}
+		if existing == nil {
+			continue
+		}
+		if err := txn.Delete(tableJobs, existing); err != nil {
+			return fmt.Errorf("deleting job %q in namespace %q: %w", id.ID, id.Namespace, err)
+		}
+		versions, err := jobVersions(txn.Txn, nil, id.Namespace, id.ID)
+		if err != nil {
+			return err
+		}
+		if err := deleteJobVersions(txn.Txn, versions); err != nil {
+			return err
+		}
+	}
+	if err := setIndex(txn.Txn, index, tableJobs, tableJobVersions); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}

@@ -194,3 +194,10 @@ type AllocUpdateDesiredTransitionRequest struct {
 	Evals  []*Evaluation
 	WriteRequest
 }
+
+// NodeDeregisterRequest removes nodes from the cluster
+// (NodeDeregisterRequestType).
+type NodeDeregisterRequest struct {
+	NodeIDs []string
+	WriteRequest
+}
