@@ -41,6 +41,16 @@ type Config struct {
 	// with the Raft configuration, besides reacting to member events.
 	ReconcileInterval time.Duration
 
+	// Node liveness. A node's heartbeat TTL is MinHeartbeatTTL, or longer
+	// once the cluster is big enough that the leader would otherwise get
+	// more than MaxHeartbeatsPerSecond; the leader marks a node down
+	// HeartbeatGrace after its TTL ran out. A new leader first gives every
+	// node FailoverHeartbeatTTL, so clients have time to find it.
+	MinHeartbeatTTL        time.Duration
+	MaxHeartbeatsPerSecond float64
+	HeartbeatGrace         time.Duration
+	FailoverHeartbeatTTL   time.Duration
+
 	Logger hclog.Logger
 }
 
@@ -65,5 +75,10 @@ func DefaultConfig() *Config {
 		SnapshotThreshold:  8192,
 		TrailingLogs:       10240,
 		ReconcileInterval:  30 * time.Second,
+
+		MinHeartbeatTTL:        10 * time.Second,
+		MaxHeartbeatsPerSecond: 50,
+		HeartbeatGrace:         10 * time.Second,
+		FailoverHeartbeatTTL:   30 * time.Second,
 	}
 }

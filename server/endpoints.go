@@ -14,6 +14,8 @@ func (s *Server) registerEndpoints() error {
 		"Eval":     &Eval{srv: s},
 		"Status":   &Status{srv: s},
 		"Operator": &Operator{srv: s},
+		"Node":     &Node{srv: s},
+		"Alloc":    &Alloc{srv: s},
 	}
 	for name, e := range endpoints {
 		if err := s.rpcServer.RegisterName(name, e); err != nil {

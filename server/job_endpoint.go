@@ -185,3 +185,28 @@ func (j *Job) GetJobVersions(args *structs.JobSpecificRequest, reply *structs.Jo
 			return maxIndex(idx), nil
 		}))
 }
+
+// Allocations lists the allocations of a job, terminal ones included.
+func (j *Job) Allocations(args *structs.JobSpecificRequest, reply *structs.JobAllocationsResponse) error {
+	if done, err := j.srv.forwardRead("Job.Allocations", &args.QueryOptions, args, reply); done {
+		return pool.EncodeError(err)
+	}
+	if args.JobID == "" {
+		return pool.EncodeError(structs.NewError(structs.ErrInvalid, "missing job id"))
+	}
+	ns := namespaceOf(args.Namespace)
+	return pool.EncodeError(j.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta,
+		func(ws memdb.WatchSet, snap *fsm.StateSnapshot) (uint64, error) {
+			allocs, err := snap.AllocsByJob(ws, ns, args.JobID, false)
+			if err != nil {
+				return 0, err
+			}
+			reply.Allocations = make([]*structs.AllocListStub, len(allocs))
+			for i, a := range allocs {
+				reply.Allocations[i] = a.Stub()
+			}
+			// The table's index, not the newest allocation's: a garbage
+			// collected allocation must also answer a blocking query.
+			return maxIndex(snap.Index("allocs")), nil
+		}))
+}

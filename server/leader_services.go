@@ -14,5 +14,7 @@ type leaderService struct {
 // rebuilds its state from the store when it starts, so a new leader picks
 // up where the old one stopped.
 func (s *Server) leaderServices() []leaderService {
-	return []leaderService{}
+	return []leaderService{
+		{name: "heartbeats", run: s.heartbeats.run},
+	}
 }

@@ -43,6 +43,11 @@ type Server struct {
 	rpcServer *rpc.Server
 	pool      *pool.Pool
 
+	// heartbeats holds the node TTL timers while this server leads.
+	heartbeats *heartbeater
+	// allocUpdates coalesces clients' allocation updates into entries.
+	allocUpdates *allocUpdateBatcher
+
 	membership Membership
 	memberCh   chan structs.MemberEvent
 
@@ -75,6 +80,12 @@ func New(config *Config, membership Membership) (*Server, error) {
 	fillDuration(&config.LeaderLeaseTimeout, def.LeaderLeaseTimeout)
 	fillDuration(&config.CommitTimeout, def.CommitTimeout)
 	fillDuration(&config.ReconcileInterval, def.ReconcileInterval)
+	fillDuration(&config.MinHeartbeatTTL, def.MinHeartbeatTTL)
+	fillDuration(&config.HeartbeatGrace, def.HeartbeatGrace)
+	fillDuration(&config.FailoverHeartbeatTTL, def.FailoverHeartbeatTTL)
+	if config.MaxHeartbeatsPerSecond <= 0 {
+		config.MaxHeartbeatsPerSecond = def.MaxHeartbeatsPerSecond
+	}
 	if config.SnapshotThreshold == 0 {
 		config.SnapshotThreshold = def.SnapshotThreshold
 	}
@@ -99,6 +110,9 @@ func New(config *Config, membership Membership) (*Server, error) {
 		shutdownCtx:    ctx,
 		shutdownCancel: cancel,
 	}
+
+	s.heartbeats = newHeartbeater(s)
+	s.allocUpdates = &allocUpdateBatcher{srv: s}
 
 	var err error
 	s.fsm, err = fsm.New(config.Logger)
@@ -272,3 +286,23 @@ func (s *Server) Raft() *raft.Raft { return s.raft }
 
 // Stats returns Raft's counters for `agent self`.
 func (s *Server) Stats() map[string]string { return s.raft.Stats() }
+
+// serverAddrs returns the RPC addresses of the Raft servers, the leader
+// first, for clients to fail over to.
+func (s *Server) serverAddrs() []string {
+	leader := s.Leader()
+	out := []string{}
+	if leader != "" {
+		out = append(out, leader)
+	}
+	future := s.raft.GetConfiguration()
+	if err := future.Error(); err != nil {
+		return out
+	}
+	for _, srv := range future.Configuration().Servers {
+		if string(srv.Address) != leader {
+			out = append(out, string(srv.Address))
+		}
+	}
+	return out
+}
