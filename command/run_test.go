@@ -70,7 +70,9 @@ func TestHelp_EveryCommandHasUsageAndExample(t *testing.T) {
 }
 
 func TestClusterCommands_HaveTheClusterFlags(t *testing.T) {
-	offline := map[string]bool{"drover agent": true, "drover version": true, "drover job validate": true}
+	// These do not talk to an agent's HTTP API: they run one, work
+	// offline, or (nodesim) speak the servers' RPC like a client node.
+	offline := map[string]bool{"drover agent": true, "drover version": true, "drover job validate": true, "drover nodesim": true}
 	var walk func(prefix string, cmds []*cli.Command)
 	walk = func(prefix string, cmds []*cli.Command) {
 		for _, c := range cmds {
