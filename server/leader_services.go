@@ -1,6 +1,9 @@
 package server
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // leaderService is a loop that runs on the leader only, from the moment
 // its election barrier passes until leadership ends (ctx cancelled). run
@@ -16,5 +19,6 @@ type leaderService struct {
 func (s *Server) leaderServices() []leaderService {
 	return []leaderService{
 		{name: "heartbeats", run: s.heartbeats.run},
+		{name: "drainer", run: (&drainer{srv: s, now: time.Now}).run},
 	}
 }
