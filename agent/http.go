@@ -67,6 +67,7 @@ func (h *httpHandler) routes() {
 	h.route("/v1/agent/force-leave", methods{"PUT": h.agentForceLeave, "POST": h.agentForceLeave})
 	h.route("/v1/operator/raft/configuration", methods{"GET": h.operatorRaftConfiguration})
 	h.route("/v1/operator/raft/peer", methods{"DELETE": h.operatorRaftRemovePeer})
+	h.route("/v1/system/gc", methods{"PUT": h.systemGC, "POST": h.systemGC})
 	if h.agent.config.EnableDebug {
 		h.mux.HandleFunc("/debug/pprof/", pprof.Index)
 		h.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -128,3 +128,13 @@ func (h *httpHandler) operatorRaftRemovePeer(w http.ResponseWriter, r *http.Requ
 	}
 	return struct{}{}, nil
 }
+
+// systemGC is PUT /v1/system/gc: a garbage collection now.
+func (h *httpHandler) systemGC(w http.ResponseWriter, r *http.Request) (any, error) {
+	var reply structs.GenericResponse
+	if err := h.agent.rpc("System.GarbageCollect", &structs.GenericRequest{}, &reply); err != nil {
+		return nil, err
+	}
+	setIndex(w, reply.Index)
+	return struct{}{}, nil
+}

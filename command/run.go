@@ -38,6 +38,7 @@ Examples:
 			evalCommand(),
 			serverCommand(),
 			operatorCommand(),
+			systemCommand(),
 			statusCommand(),
 			versionCommand(),
 			nodesimCommand(),

@@ -51,6 +51,15 @@ type Config struct {
 	HeartbeatGrace         time.Duration
 	FailoverHeartbeatTTL   time.Duration
 
+	// Garbage collection: every GCInterval the leader removes evaluations
+	// (with their allocations) finished more than EvalGCThreshold ago,
+	// stopped jobs finished more than JobGCThreshold ago, and nodes down
+	// for more than NodeGCThreshold.
+	GCInterval      time.Duration
+	EvalGCThreshold time.Duration
+	JobGCThreshold  time.Duration
+	NodeGCThreshold time.Duration
+
 	Logger hclog.Logger
 }
 
@@ -80,5 +89,10 @@ func DefaultConfig() *Config {
 		MaxHeartbeatsPerSecond: 50,
 		HeartbeatGrace:         10 * time.Second,
 		FailoverHeartbeatTTL:   30 * time.Second,
+
+		GCInterval:      5 * time.Minute,
+		EvalGCThreshold: time.Hour,
+		JobGCThreshold:  4 * time.Hour,
+		NodeGCThreshold: 24 * time.Hour,
 	}
 }

@@ -16,6 +16,7 @@ func (s *Server) registerEndpoints() error {
 		"Operator": &Operator{srv: s},
 		"Node":     &Node{srv: s},
 		"Alloc":    &Alloc{srv: s},
+		"System":   &System{srv: s},
 	}
 	for name, e := range endpoints {
 		if err := s.rpcServer.RegisterName(name, e); err != nil {

@@ -20,5 +20,6 @@ func (s *Server) leaderServices() []leaderService {
 	return []leaderService{
 		{name: "heartbeats", run: s.heartbeats.run},
 		{name: "drainer", run: (&drainer{srv: s, now: time.Now}).run},
+		{name: "gc", run: (&collector{srv: s}).run},
 	}
 }

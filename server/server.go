@@ -83,6 +83,10 @@ func New(config *Config, membership Membership) (*Server, error) {
 	fillDuration(&config.MinHeartbeatTTL, def.MinHeartbeatTTL)
 	fillDuration(&config.HeartbeatGrace, def.HeartbeatGrace)
 	fillDuration(&config.FailoverHeartbeatTTL, def.FailoverHeartbeatTTL)
+	fillDuration(&config.GCInterval, def.GCInterval)
+	fillDuration(&config.EvalGCThreshold, def.EvalGCThreshold)
+	fillDuration(&config.JobGCThreshold, def.JobGCThreshold)
+	fillDuration(&config.NodeGCThreshold, def.NodeGCThreshold)
 	if config.MaxHeartbeatsPerSecond <= 0 {
 		config.MaxHeartbeatsPerSecond = def.MaxHeartbeatsPerSecond
 	}
