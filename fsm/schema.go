@@ -55,8 +55,9 @@ func schema() *memdb.DBSchema {
 		tableEvals: {
 			Name: tableEvals,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id":  idIndex(),
-				"job": {Name: "job", Indexer: nsField("JobID")},
+				"id":     idIndex(),
+				"job":    {Name: "job", Indexer: nsField("JobID")},
+				"modify": modifyIndex(),
 			},
 		},
 		tableNodes: {
@@ -71,6 +72,7 @@ func schema() *memdb.DBSchema {
 				"node":       optionalField("node", "NodeID"),
 				"eval":       optionalField("eval", "EvalID"),
 				"deployment": optionalField("deployment", "DeploymentID"),
+				"modify":     modifyIndex(),
 			},
 		},
 		tableDeployments: {
@@ -85,6 +87,13 @@ func schema() *memdb.DBSchema {
 
 func idIndex() *memdb.IndexSchema {
 	return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}}
+}
+
+// modifyIndex orders rows by the Raft index of their last write, so the
+// leader's watchers read only what changed since they last looked instead
+// of scanning tables that hold millions of rows.
+func modifyIndex() *memdb.IndexSchema {
+	return &memdb.IndexSchema{Name: "modify", Indexer: &memdb.UintFieldIndex{Field: "ModifyIndex"}}
 }
 
 // nsField keys by namespace then field; a missing value is an error, since

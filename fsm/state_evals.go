@@ -132,3 +132,18 @@ func (s *StateStore) DeleteEvals(index uint64, ids []string) error {
 	txn.Commit()
 	return nil
 }
+
+// EvalsModifiedSince returns the evaluations last written after index, in
+// index order, and watches the evaluations table for the next write.
+func (r *stateReader) EvalsModifiedSince(ws memdb.WatchSet, index uint64) ([]*structs.Evaluation, error) {
+	r.IndexWatch(ws, tableEvals)
+	it, err := r.readTxn().LowerBound(tableEvals, "modify", index+1)
+	if err != nil {
+		return nil, fmt.Errorf("listing evaluations modified after index %d: %w", index, err)
+	}
+	var out []*structs.Evaluation
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*structs.Evaluation))
+	}
+	return out, nil
+}

@@ -243,3 +243,17 @@ func jobStatus(txn *memdb.Txn, job *structs.Job) (string, error) {
 	}
 	return structs.JobStatusPending, nil
 }
+
+// IndexWatch returns the Raft index of the last write to table and adds
+// a watch that fires on the next one, without reading the table itself.
+func (r *stateReader) IndexWatch(ws memdb.WatchSet, table string) uint64 {
+	ch, raw, err := r.readTxn().FirstWatch(tableIndex, "id", table)
+	if err != nil {
+		return 0
+	}
+	watch(ws, ch)
+	if raw == nil {
+		return 0
+	}
+	return raw.(*indexEntry).Value
+}
