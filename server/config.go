@@ -2,9 +2,12 @@ package server
 
 import (
 	"net"
+	"runtime"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/drover-sh/drover/scheduler"
 )
 
 // Config configures a server. The agent fills it from its own config.
@@ -60,6 +63,18 @@ type Config struct {
 	JobGCThreshold  time.Duration
 	NodeGCThreshold time.Duration
 
+	// NumSchedulers is how many scheduler workers the leader runs
+	// (default: one per CPU).
+	NumSchedulers int
+	// EvalNackTimeout is how long a worker may hold an evaluation without
+	// a sign of life before the broker hands it to another;
+	// EvalDeliveryLimit how many deliveries fail it.
+	EvalNackTimeout   time.Duration
+	EvalDeliveryLimit int
+	// Schedulers by evaluation type; nil means the built-in ones. Tests
+	// put fakes here.
+	Schedulers map[string]scheduler.Factory
+
 	Logger hclog.Logger
 }
 
@@ -94,5 +109,9 @@ func DefaultConfig() *Config {
 		EvalGCThreshold: time.Hour,
 		JobGCThreshold:  4 * time.Hour,
 		NodeGCThreshold: 24 * time.Hour,
+
+		NumSchedulers:     runtime.NumCPU(),
+		EvalNackTimeout:   defaultEvalNackTimeout,
+		EvalDeliveryLimit: defaultEvalDeliveryLimit,
 	}
 }

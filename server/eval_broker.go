@@ -62,6 +62,10 @@ type unackEval struct {
 	eval  *structs.Evaluation
 	token string
 	timer *time.Timer
+	// requeue is a newer write of the evaluation seen while it was handed
+	// out (a reblocked evaluation unblocked before its worker acked): it
+	// goes back to the queue once the worker lets go.
+	requeue *structs.Evaluation
 }
 
 // BrokerStats are the broker's counters, for status output and tests.
@@ -133,7 +137,10 @@ func (b *EvalBroker) Enqueue(eval *structs.Evaluation) {
 	if !b.enabled || eval.TerminalStatus() {
 		return
 	}
-	if _, ok := b.unack[eval.ID]; ok {
+	if u, ok := b.unack[eval.ID]; ok {
+		if eval.ModifyIndex > u.eval.ModifyIndex {
+			u.requeue = eval
+		}
 		return
 	}
 	if eval.WaitUntil > 0 && time.Unix(0, eval.WaitUntil).After(time.Now()) {
@@ -255,6 +262,9 @@ func (b *EvalBroker) Ack(evalID, token string) error {
 	delete(b.unack, evalID)
 	delete(b.attempts, evalID)
 	b.releaseJobLocked(u.eval)
+	if u.requeue != nil {
+		b.enqueueLocked(u.requeue)
+	}
 	return nil
 }
 
@@ -283,6 +293,9 @@ func (b *EvalBroker) Nack(evalID, token string) error {
 	// Keep the job held while the evaluation waits to be redelivered.
 	delete(b.jobEvals, key)
 	retry := u.eval.Copy()
+	if u.requeue != nil {
+		retry = u.requeue.Copy()
+	}
 	retry.WaitUntil = time.Now().Add(b.requeueDelay(attempts)).UnixNano()
 	b.jobEvals[key] = retry.ID
 	heap.Push(b.delayed, retry)

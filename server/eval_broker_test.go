@@ -126,3 +126,27 @@ func TestEvalBroker_DisableDropsAndWakesWaiters(t *testing.T) {
 		t.Fatal("waiter not woken by disable")
 	}
 }
+
+func TestEvalBroker_NewerWriteWhileOutstandingIsRequeuedOnAck(t *testing.T) {
+	b := NewEvalBroker(time.Minute, 3)
+	b.SetEnabled(true)
+	defer b.SetEnabled(false)
+	e := testEval("web", 50, 1)
+	e.ModifyIndex = 1
+	b.Enqueue(e)
+	got, tok := dequeue(t, b, time.Second)
+
+	same := e.Copy()
+	b.Enqueue(same)
+	newer := e.Copy()
+	newer.ModifyIndex = 7
+	b.Enqueue(newer)
+	require.Equal(t, 0, b.Stats().Ready, "an outstanding evaluation is not queued twice")
+
+	require.NoError(t, b.Ack(got.ID, tok))
+	again, tok := dequeue(t, b, time.Second)
+	require.Equal(t, uint64(7), again.ModifyIndex, "the write seen while outstanding comes back after the ack")
+	require.NoError(t, b.Ack(again.ID, tok))
+	none, _ := dequeue(t, b, 20*time.Millisecond)
+	require.Nil(t, none)
+}

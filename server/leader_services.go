@@ -21,5 +21,6 @@ func (s *Server) leaderServices() []leaderService {
 		{name: "heartbeats", run: s.heartbeats.run},
 		{name: "drainer", run: (&drainer{srv: s, now: time.Now}).run},
 		{name: "gc", run: (&collector{srv: s}).run},
+		{name: "eval-pipeline", run: s.runEvalPipeline},
 	}
 }

@@ -16,6 +16,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/drover-sh/drover/fsm"
+	"github.com/drover-sh/drover/scheduler"
 	"github.com/drover-sh/drover/server/pool"
 	"github.com/drover-sh/drover/structs"
 )
@@ -50,6 +51,12 @@ type Server struct {
 
 	membership Membership
 	memberCh   chan structs.MemberEvent
+
+	// The eval pipeline: enabled on the leader only (runEvalPipeline).
+	evalBroker   *EvalBroker
+	blockedEvals *BlockedEvals
+	planQueue    *planQueue
+	schedulers   map[string]scheduler.Factory
 
 	// bootstrapped is set once this server has Raft state or wrote the
 	// first configuration itself.
@@ -102,6 +109,17 @@ func New(config *Config, membership Membership) (*Server, error) {
 	if config.NodeID == "" {
 		return nil, fmt.Errorf("server: node id required")
 	}
+	if config.NumSchedulers <= 0 {
+		config.NumSchedulers = def.NumSchedulers
+	}
+	fillDuration(&config.EvalNackTimeout, def.EvalNackTimeout)
+	if config.EvalDeliveryLimit <= 0 {
+		config.EvalDeliveryLimit = def.EvalDeliveryLimit
+	}
+	schedulers := config.Schedulers
+	if schedulers == nil {
+		schedulers = builtinSchedulers()
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
@@ -113,6 +131,10 @@ func New(config *Config, membership Membership) (*Server, error) {
 		memberCh:       make(chan structs.MemberEvent, 1024),
 		shutdownCtx:    ctx,
 		shutdownCancel: cancel,
+		evalBroker:     NewEvalBroker(config.EvalNackTimeout, config.EvalDeliveryLimit),
+		blockedEvals:   NewBlockedEvals(),
+		planQueue:      newPlanQueue(),
+		schedulers:     schedulers,
 	}
 
 	s.heartbeats = newHeartbeater(s)

@@ -22,6 +22,7 @@ const (
 	EvalTriggerDeploymentWatcher = "deployment-watcher"
 	EvalTriggerMaxPlans          = "max-plan-attempts"
 	EvalTriggerReschedule        = "alloc-reschedule"
+	EvalTriggerFailedFollowUp    = "failed-eval-follow-up"
 )
 
 // Evaluation asks the scheduler to reconcile one job with the cluster.

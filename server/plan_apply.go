@@ -1,0 +1,412 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/drover-sh/drover/fsm"
+	"github.com/drover-sh/drover/structs"
+)
+
+// planApplier is the leader's single writer of plans. Schedulers plan
+// against snapshots that may be stale by the time their plan arrives; the
+// applier re-checks each node of each plan against the newest state
+// (optimistic concurrency), commits the nodes that still fit as one Raft
+// entry and refuses the rest, so the worker refreshes and plans again.
+//
+// It pipelines: while plan N's entry is being committed, plan N+1 is
+// verified against the store as if N were already applied (N's result is
+// laid over the snapshot). N+1 is submitted only once N is done; if N
+// failed, N+1 is verified again against the store as it really is.
+type planApplier struct {
+	srv    *Server
+	logger hclog.Logger
+	queue  *planQueue
+	broker *EvalBroker
+	now    func() time.Time
+}
+
+// inflightPlan is a plan whose Raft entry is being committed.
+type inflightPlan struct {
+	result *structs.PlanResult
+	done   chan struct{}
+	// index and err are set before done is closed.
+	index uint64
+	err   error
+}
+
+func (s *Server) newPlanApplier() *planApplier {
+	return &planApplier{
+		srv:    s,
+		logger: s.logger.Named("plan_apply"),
+		queue:  s.planQueue,
+		broker: s.evalBroker,
+		now:    time.Now,
+	}
+}
+
+// run applies plans until ctx ends, then waits for the plan in flight.
+func (a *planApplier) run(ctx context.Context) {
+	var inflight *inflightPlan
+	defer func() {
+		if inflight != nil {
+			<-inflight.done
+		}
+	}()
+	for {
+		p, err := a.queue.Dequeue(ctx)
+		if err != nil {
+			return
+		}
+		// A committed plan is in the store now; laying it over later
+		// snapshots would resurrect what changed since.
+		if inflight != nil && isDone(inflight) {
+			inflight = nil
+		}
+		next, err := a.apply(p, inflight)
+		if err != nil {
+			p.respond(nil, err)
+		}
+		if inflight != nil && isDone(inflight) {
+			inflight = nil
+		}
+		if next != nil {
+			inflight = next
+		}
+	}
+}
+
+func isDone(in *inflightPlan) bool {
+	select {
+	case <-in.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// apply verifies one plan and, unless nothing of it is left to commit,
+// submits its entry. It returns the new plan in flight, or nil when it
+// answered the plan itself.
+func (a *planApplier) apply(p *pendingPlan, prev *inflightPlan) (*inflightPlan, error) {
+	plan := p.plan
+	// A worker that lost its evaluation (nack timeout, leader change)
+	// must not commit anything for it: another worker owns it now.
+	if err := a.broker.OutstandingReset(plan.EvalID, p.token); err != nil {
+		return nil, &structs.PlanRejectedError{EvalID: plan.EvalID, Reason: err.Error()}
+	}
+
+	var overlay *structs.PlanResult
+	if prev != nil {
+		overlay = prev.result
+	}
+	snap := a.srv.fsm.State().Snapshot()
+	result, err := evaluatePlan(snap, overlay, plan)
+	if err != nil {
+		return nil, err
+	}
+	if prev != nil {
+		<-prev.done
+		if prev.err != nil {
+			// The state N+1 was checked against never happened.
+			snap = a.srv.fsm.State().Snapshot()
+			if result, err = evaluatePlan(snap, nil, plan); err != nil {
+				return nil, err
+			}
+		} else if result.RefreshIndex != 0 {
+			// The refused nodes were judged with N applied: the
+			// worker's fresh state must include it.
+			result.RefreshIndex = max(result.RefreshIndex, prev.index)
+		}
+	}
+	if result.IsNoOp() {
+		p.respond(result, nil)
+		return nil, nil
+	}
+
+	req := planResultsRequest(snap, plan, result, a.now().UnixNano())
+	future, err := a.srv.raftApplyAsync(structs.ApplyPlanResultsRequestType, req)
+	if err != nil {
+		return nil, err
+	}
+	in := &inflightPlan{result: result, done: make(chan struct{})}
+	go a.await(future, p, in)
+	return in, nil
+}
+
+// await answers the worker once the plan's entry is committed and
+// applied to the local store.
+func (a *planApplier) await(future raft.ApplyFuture, p *pendingPlan, in *inflightPlan) {
+	defer close(in.done)
+	if err := future.Error(); err != nil {
+		in.err = raftError(err)
+	} else if resp, ok := future.Response().(error); ok && resp != nil {
+		in.err = fmt.Errorf("applying plan of evaluation %s: %w", p.plan.EvalID, resp)
+	}
+	if in.err != nil {
+		a.logger.Error("failed to commit plan", "eval_id", p.plan.EvalID, "error", in.err)
+		p.respond(nil, in.err)
+		return
+	}
+	in.index = future.Index()
+	in.result.AllocIndex = in.index
+	p.respond(in.result, nil)
+}
+
+// raftApplyAsync submits a typed entry and returns without waiting for
+// the commit.
+func (s *Server) raftApplyAsync(t structs.MessageType, msg any) (raft.ApplyFuture, error) {
+	buf, err := structs.Encode(t, msg)
+	if err != nil {
+		return nil, err
+	}
+	return s.raft.Apply(buf, 30*time.Second), nil
+}
+
+// planResultsRequest builds the Raft entry of what was accepted: the job
+// once, new allocations without their copy of it, stops as small diffs.
+func planResultsRequest(snap *fsm.StateSnapshot, plan *structs.Plan, result *structs.PlanResult, now int64) *structs.ApplyPlanResultsRequest {
+	req := &structs.ApplyPlanResultsRequest{
+		Job:               plan.Job,
+		Deployment:        result.Deployment,
+		DeploymentUpdates: result.DeploymentUpdates,
+		EvalID:            plan.EvalID,
+		UpdatedAt:         now,
+	}
+	for _, node := range sortedKeys(result.NodeUpdate) {
+		for _, a := range result.NodeUpdate[node] {
+			req.AllocsStopped = append(req.AllocsStopped, structs.StoppedAllocDiff(a, now))
+		}
+	}
+	for _, node := range sortedKeys(result.NodeAllocation) {
+		for _, a := range result.NodeAllocation[node] {
+			// A shallow copy: the scheduler keeps its own objects.
+			c := *a
+			c.ModifyTime = now
+			if c.CreateTime == 0 {
+				c.CreateTime = now
+			}
+			// The store fills a new allocation's job from req.Job; an
+			// existing one (an in-place update) must carry its own.
+			if c.Job != nil && plan.Job != nil && sameJobVersion(c.Job, plan.Job) {
+				if existing, err := snap.AllocByID(nil, c.ID); err == nil && existing == nil {
+					c.Job = nil
+				}
+			}
+			req.Allocs = append(req.Allocs, &c)
+		}
+	}
+	return req
+}
+
+func sameJobVersion(a, b *structs.Job) bool {
+	return a == b || (a.ID == b.ID && a.Namespace == b.Namespace &&
+		a.Version == b.Version && a.JobModifyIndex == b.JobModifyIndex)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// evaluatePlan decides node by node what of plan still holds against
+// snap, with overlay (the result of the plan being committed, if any)
+// laid over it. A node's part is accepted whole or refused whole.
+func evaluatePlan(snap *fsm.StateSnapshot, overlay *structs.PlanResult, plan *structs.Plan) (*structs.PlanResult, error) {
+	result := &structs.PlanResult{
+		NodeUpdate:        make(map[string][]*structs.Allocation, len(plan.NodeUpdate)),
+		NodeAllocation:    make(map[string][]*structs.Allocation, len(plan.NodeAllocation)),
+		Deployment:        plan.Deployment,
+		DeploymentUpdates: plan.DeploymentUpdates,
+	}
+	nodes := make([]string, 0, len(plan.NodeUpdate)+len(plan.NodeAllocation))
+	for n := range plan.NodeUpdate {
+		nodes = append(nodes, n)
+	}
+	for n := range plan.NodeAllocation {
+		if _, ok := plan.NodeUpdate[n]; !ok {
+			nodes = append(nodes, n)
+		}
+	}
+	slices.Sort(nodes)
+	for _, nodeID := range nodes {
+		ok, reason, err := evaluateNodePlan(snap, overlay, plan, nodeID)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			result.RejectedNodes = append(result.RejectedNodes, &structs.PlanRejection{NodeID: nodeID, Reason: reason})
+			continue
+		}
+		if u := plan.NodeUpdate[nodeID]; len(u) > 0 {
+			result.NodeUpdate[nodeID] = u
+		}
+		if a := plan.NodeAllocation[nodeID]; len(a) > 0 {
+			result.NodeAllocation[nodeID] = a
+		}
+	}
+	if len(result.RejectedNodes) > 0 {
+		result.RefreshIndex = snap.LatestIndex()
+	}
+	return result, nil
+}
+
+// evaluateNodePlan checks one node's part of a plan. Stops always fit.
+// A new allocation needs a ready, eligible node that is not draining; an
+// update of a running allocation needs the node up (in-place updates may
+// go on while it drains); and whatever the node would run afterwards must
+// fit in its resources.
+func evaluateNodePlan(snap *fsm.StateSnapshot, overlay *structs.PlanResult, plan *structs.Plan, nodeID string) (bool, string, error) {
+	placed := plan.NodeAllocation[nodeID]
+	if len(placed) == 0 {
+		return true, "", nil
+	}
+	node, err := snap.NodeByID(nil, nodeID)
+	if err != nil {
+		return false, "", fmt.Errorf("verifying plan of evaluation %s on node %s: %w", plan.EvalID, nodeID, err)
+	}
+	if node == nil {
+		return false, "node does not exist", nil
+	}
+	current, err := nodeAllocs(snap, overlay, nodeID)
+	if err != nil {
+		return false, "", fmt.Errorf("verifying plan of evaluation %s on node %s: %w", plan.EvalID, nodeID, err)
+	}
+
+	demand := false
+	for _, a := range placed {
+		if a.TerminalStatus() {
+			// Annotating a finished allocation takes nothing.
+			continue
+		}
+		prev, exists := current[a.ID]
+		switch {
+		case !exists:
+			if !node.Ready() {
+				return false, nodeNotReadyReason(node), nil
+			}
+		case node.Status != structs.NodeStatusReady:
+			return false, nodeNotReadyReason(node), nil
+		case prev.TerminalStatus():
+			// Bringing a stopped allocation back takes new resources.
+			if !node.Ready() {
+				return false, nodeNotReadyReason(node), nil
+			}
+		}
+		demand = true
+	}
+	if !demand {
+		return true, "", nil
+	}
+
+	// What the node runs afterwards: its live allocations, minus what the
+	// plan stops or replaces there, plus what the plan puts there.
+	replaced := make(map[string]struct{}, len(plan.NodeUpdate[nodeID])+len(placed))
+	for _, a := range plan.NodeUpdate[nodeID] {
+		replaced[a.ID] = struct{}{}
+	}
+	for _, a := range placed {
+		replaced[a.ID] = struct{}{}
+	}
+	proposed := make([]*structs.Allocation, 0, len(current)+len(placed))
+	for id, a := range current {
+		if _, ok := replaced[id]; !ok && !a.TerminalStatus() {
+			proposed = append(proposed, a)
+		}
+	}
+	proposed = append(proposed, placed...)
+	if ok, dim := allocsFit(node, proposed); !ok {
+		return false, "resources exhausted: " + dim, nil
+	}
+	return true, "", nil
+}
+
+func nodeNotReadyReason(n *structs.Node) string {
+	switch {
+	case n.Status != structs.NodeStatusReady:
+		return fmt.Sprintf("node is %s", n.Status)
+	case n.Drain != nil:
+		return "node is draining"
+	default:
+		return "node is not eligible for scheduling"
+	}
+}
+
+// nodeAllocs returns the allocations on a node by ID, with overlay's
+// stops and placements on that node applied.
+func nodeAllocs(snap *fsm.StateSnapshot, overlay *structs.PlanResult, nodeID string) (map[string]*structs.Allocation, error) {
+	allocs, err := snap.AllocsByNode(nil, nodeID)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*structs.Allocation, len(allocs))
+	for _, a := range allocs {
+		out[a.ID] = a
+	}
+	if overlay == nil {
+		return out, nil
+	}
+	for _, a := range overlay.NodeUpdate[nodeID] {
+		// The stop carries the desired status; keep the ID's entry so
+		// an update of it is still recognised as existing.
+		out[a.ID] = a
+	}
+	for _, a := range overlay.NodeAllocation[nodeID] {
+		out[a.ID] = a
+	}
+	return out, nil
+}
+
+// allocsFit reports whether the non-terminal allocations fit on the node
+// together: CPU and memory within what the node offers minus what it
+// reserves, and no host port given twice. It names the exhausted
+// dimension when they do not.
+func allocsFit(node *structs.Node, allocs []*structs.Allocation) (bool, string) {
+	var availCPU, availMem int
+	if r := node.Resources; r != nil {
+		availCPU, availMem = r.CPU, r.Memory
+	}
+	if r := node.Reserved; r != nil {
+		availCPU -= r.CPU
+		availMem -= r.Memory
+	}
+	var cpu, mem int
+	var ports map[int]struct{}
+	for _, a := range allocs {
+		if a.TerminalStatus() || a.Resources == nil {
+			continue
+		}
+		for _, r := range a.Resources.Tasks {
+			cpu += r.CPU
+			mem += r.Memory
+		}
+		for _, p := range a.Resources.Ports {
+			if p.Value <= 0 {
+				continue
+			}
+			if ports == nil {
+				ports = make(map[int]struct{})
+			}
+			if _, dup := ports[p.Value]; dup {
+				return false, fmt.Sprintf("port %d", p.Value)
+			}
+			ports[p.Value] = struct{}{}
+		}
+	}
+	if cpu > availCPU {
+		return false, "cpu"
+	}
+	if mem > availMem {
+		return false, "memory"
+	}
+	return true, ""
+}
