@@ -25,12 +25,6 @@ func pipelineServer(t *testing.T, cb func(*Config)) *Server {
 	})
 }
 
-func registerNode(t *testing.T, s *Server, n *structs.Node) {
-	t.Helper()
-	_, _, err := s.raftApply(structs.NodeRegisterRequestType, &structs.NodeRegisterRequest{Node: n})
-	require.NoError(t, err)
-}
-
 func registerJob(t *testing.T, s *Server, job *structs.Job) *structs.JobRegisterResponse {
 	t.Helper()
 	var resp structs.JobRegisterResponse
