@@ -262,6 +262,10 @@ func (s *Sim) Run(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.flushLoop(ctx) }()
+	// Blocking allocation queries wait up to 30 s on the servers; closing
+	// the connections ends them at once, so Run returns promptly.
+	<-ctx.Done()
+	s.pool.Close()
 	wg.Wait()
 	return nil
 }
