@@ -114,6 +114,9 @@ type reconciler struct {
 	// rolloutDone is false when some group still has old-version
 	// allocations or new ones not yet healthy.
 	rolloutDone bool
+	// unhealthy is set when an allocation of the version being rolled
+	// out is unhealthy: the rollout waits for a person or a new version.
+	unhealthy bool
 }
 
 // reconcile decides what to place, stop and update for one job. It is a
@@ -450,6 +453,7 @@ func (rc *reconciler) updateKept(tg *structs.TaskGroup, allocs, keep []*structs.
 	if len(destructive) > 0 || inFlight > 0 {
 		rc.rolloutDone = false
 	}
+	rc.unhealthy = rc.unhealthy || unhealthy
 	if len(destructive) > limit && !unhealthy && strategy != nil {
 		at := in.Now.Add(max(strategy.MinHealthyTime.D(), minRollingDelay))
 		if rc.rollingAt.IsZero() || at.Before(rc.rollingAt) {
@@ -544,7 +548,7 @@ func (rc *reconciler) reconcileDeployment() {
 				DeploymentID: d.ID, Status: structs.DeploymentStatusSuccessful,
 				StatusDescription: "deployment completed successfully",
 			})
-		default:
+		case !rc.unhealthy:
 			// Still in flight: look again once they may be healthy, so
 			// the deployment is seen through.
 			if rc.rollingAt.IsZero() {

@@ -244,8 +244,6 @@ func (m *MemState) Index() uint64 {
 // leader's plan applier and the store do: a node's part is committed
 // whole or refused whole.
 func (m *MemState) applyPlan(plan *structs.Plan, reject func(nodeID string) bool) *structs.PlanResult {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	res := &structs.PlanResult{
 		NodeUpdate:     make(map[string][]*structs.Allocation),
 		NodeAllocation: make(map[string][]*structs.Allocation),
@@ -257,9 +255,17 @@ func (m *MemState) applyPlan(plan *structs.Plan, reject func(nodeID string) bool
 	for id := range plan.NodeAllocation {
 		nodeIDs[id] = true
 	}
+	// The test's hook runs unlocked: it may write to the state, as a
+	// racing plan would.
+	rejected := make(map[string]bool)
+	for _, id := range sortedKeys(nodeIDs) {
+		rejected[id] = reject != nil && reject(id)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	var ok []string
 	for _, id := range sortedKeys(nodeIDs) {
-		if reason := m.checkNode(plan, id, reject); reason != "" {
+		if reason := m.checkNode(plan, id, rejected[id]); reason != "" {
 			res.RejectedNodes = append(res.RejectedNodes, &structs.PlanRejection{NodeID: id, Reason: reason})
 			continue
 		}
@@ -332,8 +338,8 @@ func (m *MemState) applyPlan(plan *structs.Plan, reject func(nodeID string) bool
 // checkNode says why the plan's part on node id cannot be committed, or
 // "" when it can: the node must exist and be ready for placements, and
 // everything on it must fit.
-func (m *MemState) checkNode(plan *structs.Plan, id string, reject func(string) bool) string {
-	if reject != nil && reject(id) {
+func (m *MemState) checkNode(plan *structs.Plan, id string, rejected bool) string {
+	if rejected {
 		return "rejected by the test"
 	}
 	if len(plan.NodeAllocation[id]) == 0 {
