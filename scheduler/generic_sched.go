@@ -182,6 +182,9 @@ func (s *genericScheduler) process() (done bool, err error) {
 		res, err = s.reconcileSystem(job, allocs, tainted, now)
 	} else {
 		res, err = s.reconcileGeneric(job, allocs, tainted, now)
+		if err == nil {
+			s.checkInplace(job, res)
+		}
 	}
 	if err != nil {
 		return false, err
@@ -246,6 +249,40 @@ func (s *genericScheduler) reconcileGeneric(job *structs.Job, allocs []*structs.
 		Job: job, Allocs: allocs, TaintedNodes: tainted, Deployment: d,
 		EvalID: s.eval.ID, Batch: s.kind == kindBatch, Now: now,
 	}), nil
+}
+
+// checkInplace turns the in-place updates whose node the new version no
+// longer accepts (a constraint or datacenter changed) into destructive
+// ones, so the allocation moves instead of staying where it may not run.
+// The reconciler cannot tell: it does not look at nodes.
+func (s *genericScheduler) checkInplace(job *structs.Job, res *reconcileResult) {
+	if len(res.inplaceUpdate) == 0 {
+		return
+	}
+	st := newStack(s.ctx, s.kind == kindBatch, s.opts.Algorithm)
+	st.setJob(job)
+	kept := res.inplaceUpdate[:0]
+	for _, a := range res.inplaceUpdate {
+		tg := job.LookupGroup(a.TaskGroup)
+		if st.feasibleOn(tg, s.ctx.node(a.NodeID)) {
+			kept = append(kept, a)
+			continue
+		}
+		// The reconciler's copy already carries the new job; what is
+		// stopped is the stored allocation.
+		prev := a
+		if stored, err := s.state.AllocByID(a.ID); err == nil && stored != nil {
+			prev = stored
+		}
+		res.destructiveUpdate = append(res.destructiveUpdate, &placement{
+			name: a.Name, index: allocIndex(a.Name), tg: tg, previous: prev,
+			stopPrevious: true, stopDesc: descUpdating, destructive: true,
+		})
+		u := res.desiredTGUpdates[tg.Name]
+		u.InPlaceUpdate--
+		u.DestructiveUpdate++
+	}
+	res.inplaceUpdate = kept
 }
 
 // computePlacements picks a node for each placement of res, in order:

@@ -312,7 +312,7 @@ func TestReconcileSystemProperties(t *testing.T) {
 			require.False(t, job.Stop, "live allocation of a stopped job")
 			if eligible[a.TaskGroup][a.NodeID] == nil {
 				n := w.tainted[a.NodeID]
-				require.True(t, n != nil && n.Drain != nil && n.Drain.IgnoreSystemJobs,
+				require.True(t, n != nil && n.Drain != nil && !a.DesiredTransition.Migrate,
 					"live allocation on node %s, which is not eligible", a.NodeID)
 			}
 		}

@@ -114,3 +114,32 @@ func TestSystemSched_DuplicateOnNodeStopped(t *testing.T) {
 		require.Equal(t, 1, perNode(live)[n.ID])
 	}
 }
+
+func TestSystemSched_DrainingNodeWaitsForMigrate(t *testing.T) {
+	h := newTestHarness(t)
+	nodes := addNodes(h, 2)
+	job, _ := register(t, h, mock.SystemJob())
+	draining := nodes[0].Copy()
+	draining.Drain = &structs.DrainStrategy{}
+	draining.SchedulingEligibility = structs.NodeIneligible
+	h.State.UpsertNode(draining)
+
+	// Other work is still on the node: the drainer has not flagged the
+	// system allocation, so it stays.
+	evaluate(t, h, job, structs.EvalTriggerNodeUpdate)
+	require.Equal(t, 1, perNode(liveAllocs(t, h, job))[draining.ID])
+
+	var mine *structs.Allocation
+	for _, a := range liveAllocs(t, h, job) {
+		if a.NodeID == draining.ID {
+			mine = a.Copy()
+		}
+	}
+	mine.DesiredTransition.Migrate = true
+	h.State.UpsertAllocs(mine)
+	evaluate(t, h, job, structs.EvalTriggerNodeDrain)
+	live := liveAllocs(t, h, job)
+	require.Zero(t, perNode(live)[draining.ID])
+	require.Equal(t, 1, perNode(live)[nodes[1].ID])
+	require.Equal(t, 1, h.LastPlan().Annotations.DesiredTGUpdates["agent"].Migrate)
+}

@@ -287,3 +287,35 @@ func TestServiceSched_MaxPlanAttempts(t *testing.T) {
 	require.Equal(t, eval.ID, h.CreateEvals[0].PreviousEval)
 	require.Equal(t, h.CreateEvals[0].ID, last.NextEval)
 }
+
+func TestServiceSched_InPlaceUpdateOnInfeasibleNodeMoves(t *testing.T) {
+	h := newTestHarness(t)
+	r1 := addNodes(h, 2)
+	r2 := addNodes(h, 2, func(n *structs.Node) { n.Meta["rack"] = "r2" })
+	job := mock.Job()
+	job.Groups[0].Count = 4
+	job.Constraints = []*structs.Constraint{{Operator: "distinct_hosts"}}
+	job, _ = register(t, h, job)
+	require.Len(t, perNode(liveAllocs(t, h, job)), 4)
+
+	// The new version only adds a constraint: in place where it holds,
+	// moved where it does not.
+	changed := job.Copy()
+	changed.Constraints = nil
+	changed.Groups[0].Constraints = []*structs.Constraint{{Attribute: "${meta.rack}", Operator: "=", Value: "r1"}}
+	job = h.State.UpsertJob(changed)
+	evaluate(t, h, job, structs.EvalTriggerJobRegister)
+	u := h.LastPlan().Annotations.DesiredTGUpdates["web"]
+	require.Equal(t, 2, u.InPlaceUpdate)
+	require.Equal(t, 2, u.DestructiveUpdate)
+	live := liveAllocs(t, h, job)
+	require.Len(t, live, 4)
+	counts := perNode(live)
+	for _, n := range r2 {
+		require.Zero(t, counts[n.ID])
+	}
+	require.Equal(t, 4, counts[r1[0].ID]+counts[r1[1].ID])
+	for _, a := range live {
+		require.Equal(t, job.Version, a.Job.Version)
+	}
+}

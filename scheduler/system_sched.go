@@ -31,9 +31,9 @@ type systemInput struct {
 // reconcileSystem decides what to place, stop and update for a system
 // job: one allocation of each group per eligible node. Allocations on
 // down nodes are stopped as lost and not replaced elsewhere; those on
-// nodes no longer eligible (ineligible, draining, filtered by a changed
-// constraint) are stopped, except on a node draining with
-// ignore_system_jobs; a node with two gets one stopped; an eligible node
+// nodes no longer eligible (ineligible, filtered by a changed constraint)
+// are stopped; on a draining node they stay until the drainer flags them
+// for migration; a node with two gets one stopped; an eligible node
 // without one gets one. A failed or completed allocation of the current
 // version keeps its node: retrying a system task is the client's restart
 // policy's work. Version changes go in place or destructively (on the
@@ -85,13 +85,24 @@ func (rc *reconciler) systemGroup(tg *structs.TaskGroup, allocs []*structs.Alloc
 			rc.stop(a, descLost, true)
 			u.Lost++
 		case eligible[a.NodeID] == nil:
-			if n := rc.in.TaintedNodes[a.NodeID]; n != nil && n.Drain != nil && n.Drain.IgnoreSystemJobs && !held[a.NodeID] {
+			n := rc.in.TaintedNodes[a.NodeID]
+			switch {
+			case n == nil || n.Drain == nil:
+				rc.stop(a, descIneligible, false)
+				u.Stop++
+			case a.DesiredTransition.Migrate:
+				rc.stop(a, descMigrating, false)
+				u.Migrate++
+			case held[a.NodeID]:
+				rc.stop(a, descDuplicate, false)
+				u.Stop++
+			default:
+				// The drainer moves system allocations last, after the
+				// node's other work left, and not at all when the drain
+				// ignores system jobs: it says when, with Migrate.
 				held[a.NodeID] = true
 				u.Ignore++
-				continue
 			}
-			rc.stop(a, descIneligible, false)
-			u.Stop++
 		case held[a.NodeID]:
 			rc.stop(a, descDuplicate, false)
 			u.Stop++
