@@ -284,3 +284,23 @@ func TestAllocsFit(t *testing.T) {
 	fit, _ = AllocsFit(node, []*structs.Allocation{a, b})
 	require.True(t, fit, "terminal allocations hold nothing")
 }
+
+func TestSpreadBlockEven(t *testing.T) {
+	h := newTestHarness(t)
+	var racks [3][]*structs.Node
+	for i, rack := range []string{"r1", "r2", "r3"} {
+		racks[i] = addNodes(h, 3, func(n *structs.Node) { n.Meta["rack"] = rack })
+	}
+	job := mock.Job()
+	job.Groups[0].Count = 9
+	job.Spreads = []*structs.Spread{{Attribute: "${meta.rack}", Weight: 100}}
+	job, _ = register(t, h, job)
+	counts := perNode(liveAllocs(t, h, job))
+	for i, nodes := range racks {
+		n := 0
+		for _, node := range nodes {
+			n += counts[node.ID]
+		}
+		require.Equal(t, 3, n, "rack r%d", i+1)
+	}
+}
