@@ -124,6 +124,8 @@ func (s *genericScheduler) setStatus(status, desc string) error {
 	e.FailedTGAllocs = s.failedTGAllocs
 	e.QueuedAllocations = s.queued
 	e.ModifyTime = s.now().UnixNano()
+	s.logger.Debug("evaluation processed", "status", status, "failed_groups", len(s.failedTGAllocs),
+		"blocked_eval_id", e.BlockedEval)
 	if err := s.planner.UpdateEval(e); err != nil {
 		return fmt.Errorf("updating evaluation %s: %w", e.ID, err)
 	}
