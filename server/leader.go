@@ -108,7 +108,7 @@ func (s *Server) raftApply(t structs.MessageType, msg any) (any, uint64, error) 
 		return nil, 0, err
 	}
 	future := s.raft.Apply(buf, 30*time.Second)
-	if err := future.Error(); err != nil {
+	if err := s.awaitFuture(future); err != nil {
 		return nil, 0, raftError(err)
 	}
 	resp := future.Response()
@@ -132,4 +132,19 @@ func raftError(err error) error {
 		return structs.NewError(structs.ErrUnavailable, "server is shutting down")
 	}
 	return err
+}
+
+// awaitFuture waits for a Raft future, or for this server to shut down.
+// With BatchApplyCh a future can sit in Raft's buffered apply channel when
+// Raft stops, and then nothing ever answers it: without this a server
+// shutting down would wait forever on its own leader services.
+func (s *Server) awaitFuture(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-s.shutdownCtx.Done():
+		return raft.ErrRaftShutdown
+	}
 }

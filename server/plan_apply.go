@@ -143,7 +143,7 @@ func (a *planApplier) apply(p *pendingPlan, prev *inflightPlan) (*inflightPlan, 
 // applied to the local store.
 func (a *planApplier) await(future raft.ApplyFuture, p *pendingPlan, in *inflightPlan) {
 	defer close(in.done)
-	if err := future.Error(); err != nil {
+	if err := a.srv.awaitFuture(future); err != nil {
 		in.err = raftError(err)
 	} else if resp, ok := future.Response().(error); ok && resp != nil {
 		in.err = fmt.Errorf("applying plan of evaluation %s: %w", p.plan.EvalID, resp)
