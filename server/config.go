@@ -63,8 +63,9 @@ type Config struct {
 	JobGCThreshold  time.Duration
 	NodeGCThreshold time.Duration
 
-	// NumSchedulers is how many scheduler workers the leader runs
-	// (default: one per CPU).
+	// NumSchedulers is how many scheduler workers the leader runs;
+	// DefaultConfig has one per CPU, 0 runs none (evaluations wait in
+	// the broker, Job.Plan still works).
 	NumSchedulers int
 	// EvalNackTimeout is how long a worker may hold an evaluation without
 	// a sign of life before the broker hands it to another;

@@ -321,8 +321,7 @@ func typeOfFailed(store *fsm.StateStore, eval *structs.Evaluation) string {
 }
 
 // builtinSchedulers are the schedulers a server runs unless its config
-// names others. The scheduler package's implementations are not on main
-// yet: until they are, a server has none and its workers do not start.
+// names others.
 func builtinSchedulers() map[string]scheduler.Factory {
-	return map[string]scheduler.Factory{}
+	return scheduler.Builtin(scheduler.Options{})
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/drover-sh/drover/fsm"
+	"github.com/drover-sh/drover/scheduler"
 	"github.com/drover-sh/drover/structs"
 )
 
@@ -324,7 +325,7 @@ func evaluateNodePlan(snap *fsm.StateSnapshot, overlay *structs.PlanResult, plan
 		}
 	}
 	proposed = append(proposed, placed...)
-	if ok, dim := allocsFit(node, proposed); !ok {
+	if ok, dim := scheduler.AllocsFit(node, proposed); !ok {
 		return false, "resources exhausted: " + dim, nil
 	}
 	return true, "", nil
@@ -364,49 +365,4 @@ func nodeAllocs(snap *fsm.StateSnapshot, overlay *structs.PlanResult, nodeID str
 		out[a.ID] = a
 	}
 	return out, nil
-}
-
-// allocsFit reports whether the non-terminal allocations fit on the node
-// together: CPU and memory within what the node offers minus what it
-// reserves, and no host port given twice. It names the exhausted
-// dimension when they do not.
-func allocsFit(node *structs.Node, allocs []*structs.Allocation) (bool, string) {
-	var availCPU, availMem int
-	if r := node.Resources; r != nil {
-		availCPU, availMem = r.CPU, r.Memory
-	}
-	if r := node.Reserved; r != nil {
-		availCPU -= r.CPU
-		availMem -= r.Memory
-	}
-	var cpu, mem int
-	var ports map[int]struct{}
-	for _, a := range allocs {
-		if a.TerminalStatus() || a.Resources == nil {
-			continue
-		}
-		for _, r := range a.Resources.Tasks {
-			cpu += r.CPU
-			mem += r.Memory
-		}
-		for _, p := range a.Resources.Ports {
-			if p.Value <= 0 {
-				continue
-			}
-			if ports == nil {
-				ports = make(map[int]struct{})
-			}
-			if _, dup := ports[p.Value]; dup {
-				return false, fmt.Sprintf("port %d", p.Value)
-			}
-			ports[p.Value] = struct{}{}
-		}
-	}
-	if cpu > availCPU {
-		return false, "cpu"
-	}
-	if mem > availMem {
-		return false, "memory"
-	}
-	return true, ""
 }

@@ -152,7 +152,7 @@ func (s *fakeScheduler) firstFit(nodes []*structs.Node, plan *structs.Plan, allo
 		}
 		proposed := append(slices.Clone(existing), plan.NodeAllocation[n.ID]...)
 		proposed = append(proposed, alloc)
-		if ok, _ := allocsFit(n, proposed); ok {
+		if ok, _ := scheduler.AllocsFit(n, proposed); ok {
 			return n, nil
 		}
 	}

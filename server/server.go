@@ -109,9 +109,6 @@ func New(config *Config, membership Membership) (*Server, error) {
 	if config.NodeID == "" {
 		return nil, fmt.Errorf("server: node id required")
 	}
-	if config.NumSchedulers <= 0 {
-		config.NumSchedulers = def.NumSchedulers
-	}
 	fillDuration(&config.EvalNackTimeout, def.EvalNackTimeout)
 	if config.EvalDeliveryLimit <= 0 {
 		config.EvalDeliveryLimit = def.EvalDeliveryLimit

@@ -44,6 +44,12 @@ func (m *staticMembers) setStatus(raftID, status string) {
 	}
 }
 
+// withSchedulers is a config callback that runs the built-in schedulers,
+// as a real server does, with two workers.
+func withSchedulers(c *Config) {
+	c.NumSchedulers = 2
+}
+
 // testServer starts one server that bootstraps alone on a free loopback
 // port and waits until it leads. cb may change the config first.
 func testServer(t *testing.T, cb func(*Config)) *Server {
@@ -70,6 +76,9 @@ func testCluster(t *testing.T, n int, cb func(*Config)) []*Server {
 		cfg.RPCAddr = addr
 		cfg.BootstrapExpect = n
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: cfg.NodeName, Level: hclog.Warn, Output: testLogWriter{t}})
+		// No scheduler workers unless the test asks (withSchedulers):
+		// most tests write allocations themselves and must not race one.
+		cfg.NumSchedulers = 0
 		if cb != nil {
 			cb(cfg)
 		}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/drover-sh/drover/scheduler"
 	"github.com/drover-sh/drover/structs"
 	"github.com/drover-sh/drover/structs/mock"
 )
@@ -158,7 +157,7 @@ func TestPlanApply_RacingPlansForLastCapacity(t *testing.T) {
 
 func TestWorker_LostTokenCannotWrite(t *testing.T) {
 	// No workers: the test plays the worker.
-	s := testServer(t, func(c *Config) { c.Schedulers = map[string]scheduler.Factory{} })
+	s := testServer(t, nil)
 	job := smallJob(1)
 	resp := registerJob(t, s, job)
 	node := mock.Node()
