@@ -133,8 +133,11 @@ func TestHTTP_EvaluationByPrefix(t *testing.T) {
 	require.Equal(t, "not_found", body["code"])
 
 	// The list takes a job and a status.
+	// (The scheduler may have added a blocked evaluation: no nodes.)
 	evals, _, err := c.Evaluations().List(ctx(t), &api.QueryOptions{Params: map[string]string{"job": "j3"}})
 	require.NoError(t, err)
-	require.Len(t, evals, 1)
-	require.Equal(t, "j3", evals[0].JobID)
+	require.NotEmpty(t, evals)
+	for _, e := range evals {
+		require.Equal(t, "j3", e.JobID)
+	}
 }

@@ -83,7 +83,7 @@ func (w *evalWatcher) run(ctx context.Context) {
 		store := w.srv.fsm.State()
 		ws := memdb.NewWatchSet()
 		ws.Add(store.AbandonCh())
-		if err := w.pass(store.Snapshot(), ws); err != nil {
+		if err := w.pass(ctx, store.Snapshot(), ws); err != nil {
 			w.logger.Error("failed to process store changes; reading everything again", "error", err)
 			w.last = 0
 			select {
@@ -106,7 +106,7 @@ func (w *evalWatcher) run(ctx context.Context) {
 }
 
 // pass handles everything written after w.last and up to snap.
-func (w *evalWatcher) pass(snap *fsm.StateSnapshot, ws memdb.WatchSet) error {
+func (w *evalWatcher) pass(ctx context.Context, snap *fsm.StateSnapshot, ws memdb.WatchSet) error {
 	latest := snap.LatestIndex()
 	blocked := w.srv.blockedEvals
 	var unblock, cancel []*structs.Evaluation
@@ -167,7 +167,7 @@ func (w *evalWatcher) pass(snap *fsm.StateSnapshot, ws memdb.WatchSet) error {
 		cancel = append(cancel, canceledEval(d, "replaced by a newer blocked evaluation of the job"))
 	}
 
-	if err := w.write(unblock, cancel); err != nil {
+	if err := w.write(ctx, unblock, cancel); err != nil {
 		return err
 	}
 	w.last = latest
@@ -217,7 +217,7 @@ func (w *evalWatcher) capacityChanges(snap *fsm.StateSnapshot, ws memdb.WatchSet
 // write commits unblocked evaluations (back to pending, so the broker
 // gets them through this same watcher and a new leader finds them
 // pending) and canceled ones in one entry.
-func (w *evalWatcher) write(unblock, cancel []*structs.Evaluation) error {
+func (w *evalWatcher) write(ctx context.Context, unblock, cancel []*structs.Evaluation) error {
 	if len(unblock) == 0 && len(cancel) == 0 {
 		return nil
 	}
@@ -234,7 +234,7 @@ func (w *evalWatcher) write(unblock, cancel []*structs.Evaluation) error {
 		e.ModifyTime = now
 		evals = append(evals, e)
 	}
-	if _, _, err := w.srv.raftApply(structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: evals}); err != nil {
+	if _, _, err := w.srv.raftApplyCtx(ctx, structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: evals}); err != nil {
 		return fmt.Errorf("writing %d unblocked and %d canceled evaluations: %w", len(unblock), len(cancel), err)
 	}
 	w.logger.Debug("evaluations unblocked and canceled", "unblocked", len(unblock), "canceled", len(cancel))
@@ -294,7 +294,7 @@ func (s *Server) reapEvals(ctx context.Context) {
 		if len(evals) == 0 {
 			continue
 		}
-		if _, _, err := s.raftApply(structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: evals}); err != nil {
+		if _, _, err := s.raftApplyCtx(ctx, structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: evals}); err != nil {
 			// Not acked: the broker hands the failed evaluation out
 			// again after the nack timeout. Superseded ones are kept.
 			logger.Error("failed to write failed and superseded evaluations", "error", err)
@@ -318,6 +318,31 @@ func typeOfFailed(store *fsm.StateStore, eval *structs.Evaluation) string {
 		return e.Type
 	}
 	return eval.Type
+}
+
+// raftApplyCtx is raftApply for leader services: it stops waiting when
+// ctx ends. Raft does not answer an entry still queued when it shuts
+// down, and a leader service that waited for it would keep the leader
+// loop, and so Server.Shutdown, from ever returning.
+func (s *Server) raftApplyCtx(ctx context.Context, t structs.MessageType, msg any) (any, uint64, error) {
+	future, err := s.raftApplyAsync(t, msg)
+	if err != nil {
+		return nil, 0, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- future.Error() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return nil, 0, structs.NewError(structs.ErrUnavailable, "leadership ended while committing; the write may or may not have been applied")
+	}
+	if err != nil {
+		return nil, 0, raftError(err)
+	}
+	if rerr, ok := future.Response().(error); ok {
+		return nil, future.Index(), rerr
+	}
+	return future.Response(), future.Index(), nil
 }
 
 // builtinSchedulers are the schedulers a server runs unless its config

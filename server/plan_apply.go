@@ -51,14 +51,11 @@ func (s *Server) newPlanApplier() *planApplier {
 	}
 }
 
-// run applies plans until ctx ends, then waits for the plan in flight.
+// run applies plans until ctx ends. It does not wait for the plan in
+// flight: Raft answers it (or, shutting down, never does), and its worker
+// stops waiting when leadership ends.
 func (a *planApplier) run(ctx context.Context) {
 	var inflight *inflightPlan
-	defer func() {
-		if inflight != nil {
-			<-inflight.done
-		}
-	}()
 	for {
 		p, err := a.queue.Dequeue(ctx)
 		if err != nil {

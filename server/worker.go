@@ -201,7 +201,7 @@ func (p *workerPlanner) writeEval(what string, eval *structs.Evaluation, status 
 	e.ModifyTime = now
 	// What the blocked evaluations compare capacity changes against.
 	e.SnapshotIndex = p.snapIndex
-	if _, _, err := p.srv.raftApply(structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: []*structs.Evaluation{e}}); err != nil {
+	if _, _, err := p.srv.raftApplyCtx(p.ctx, structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: []*structs.Evaluation{e}}); err != nil {
 		return fmt.Errorf("%s %s: %w", what, e.ID, err)
 	}
 	return nil
