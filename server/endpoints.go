@@ -35,6 +35,9 @@ type queryFn func(ws memdb.WatchSet, snap *fsm.StateSnapshot) (uint64, error)
 func (s *Server) blockingRPC(q *structs.QueryOptions, m *structs.QueryMeta, fn queryFn) error {
 	idx, err := s.fsm.State().BlockingQuery(s.shutdownCtx, q.MinQueryIndex, q.MaxQueryTime, fsm.QueryFn(fn))
 	if err != nil {
+		if s.isShutdown() {
+			return structs.NewError(structs.ErrUnavailable, "server is shutting down")
+		}
 		return err
 	}
 	m.Index = idx

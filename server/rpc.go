@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -71,6 +72,11 @@ func (s *Server) handleMultiplex(conn net.Conn) {
 		return
 	}
 	defer sess.Close()
+	// Closing the listener does not end accepted sessions: without this a
+	// server that shut down would keep answering on them (with errors)
+	// and clients pinned to it would never fail over.
+	stop := context.AfterFunc(s.shutdownCtx, func() { sess.Close() })
+	defer stop()
 	for {
 		stream, err := sess.Accept()
 		if err != nil {

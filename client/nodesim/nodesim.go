@@ -176,8 +176,10 @@ func (s *Sim) rpc(method string, args, reply any) error {
 	for range len(s.cfg.Servers) {
 		i := int(s.server.Load()) % len(s.cfg.Servers)
 		err = s.pool.RPC(s.cfg.Servers[i], method, args, reply)
+		// Move on when the server could not be reached or is going
+		// away; any other answer is the cluster's.
 		var te *pool.TransportError
-		if !errors.As(err, &te) {
+		if !errors.As(err, &te) && structs.CodeOf(err) != structs.ErrUnavailable {
 			break
 		}
 		s.server.CompareAndSwap(int64(i), int64(i+1))
