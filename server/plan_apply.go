@@ -275,9 +275,57 @@ func evaluateNodePlan(snap *fsm.StateSnapshot, overlay *structs.PlanResult, plan
 	if node == nil {
 		return false, "node does not exist", nil
 	}
-	current, err := nodeAllocs(snap, overlay, nodeID)
+	existing, err := snap.AllocsByNode(nil, nodeID)
 	if err != nil {
 		return false, "", fmt.Errorf("verifying plan of evaluation %s on node %s: %w", plan.EvalID, nodeID, err)
+	}
+
+	// The plan's allocations and stops on this node, by ID: what the node
+	// runs afterwards is its live allocations minus these, plus the
+	// plan's. A node holds few of a plan's allocations, so these maps
+	// stay small even when the node runs hundreds.
+	inPlan := make(map[string]*structs.Allocation, len(placed)+len(plan.NodeUpdate[nodeID]))
+	for _, a := range plan.NodeUpdate[nodeID] {
+		inPlan[a.ID] = nil
+	}
+	for _, a := range placed {
+		inPlan[a.ID] = a
+	}
+	var over map[string]*structs.Allocation
+	if overlay != nil {
+		if n := len(overlay.NodeUpdate[nodeID]) + len(overlay.NodeAllocation[nodeID]); n > 0 {
+			over = make(map[string]*structs.Allocation, n)
+			for _, a := range overlay.NodeUpdate[nodeID] {
+				over[a.ID] = a
+			}
+			for _, a := range overlay.NodeAllocation[nodeID] {
+				over[a.ID] = a
+			}
+		}
+	}
+
+	proposed := make([]*structs.Allocation, 0, len(existing)+len(placed))
+	// prev holds the current version of plan allocations that exist.
+	prev := make(map[string]*structs.Allocation, len(placed))
+	consider := func(a *structs.Allocation) {
+		if _, ok := inPlan[a.ID]; ok {
+			prev[a.ID] = a
+			return
+		}
+		if !a.TerminalStatus() {
+			proposed = append(proposed, a)
+		}
+	}
+	for _, a := range existing {
+		if o, ok := over[a.ID]; ok {
+			a = o
+			delete(over, a.ID)
+		}
+		consider(a)
+	}
+	for _, a := range over {
+		// Placed by the plan in flight, not yet in the snapshot.
+		consider(a)
 	}
 
 	demand := false
@@ -286,40 +334,20 @@ func evaluateNodePlan(snap *fsm.StateSnapshot, overlay *structs.PlanResult, plan
 			// Annotating a finished allocation takes nothing.
 			continue
 		}
-		prev, exists := current[a.ID]
+		p, exists := prev[a.ID]
 		switch {
-		case !exists:
+		case !exists || p.TerminalStatus():
+			// New, or a stopped one brought back: new resources.
 			if !node.Ready() {
 				return false, nodeNotReadyReason(node), nil
 			}
 		case node.Status != structs.NodeStatusReady:
 			return false, nodeNotReadyReason(node), nil
-		case prev.TerminalStatus():
-			// Bringing a stopped allocation back takes new resources.
-			if !node.Ready() {
-				return false, nodeNotReadyReason(node), nil
-			}
 		}
 		demand = true
 	}
 	if !demand {
 		return true, "", nil
-	}
-
-	// What the node runs afterwards: its live allocations, minus what the
-	// plan stops or replaces there, plus what the plan puts there.
-	replaced := make(map[string]struct{}, len(plan.NodeUpdate[nodeID])+len(placed))
-	for _, a := range plan.NodeUpdate[nodeID] {
-		replaced[a.ID] = struct{}{}
-	}
-	for _, a := range placed {
-		replaced[a.ID] = struct{}{}
-	}
-	proposed := make([]*structs.Allocation, 0, len(current)+len(placed))
-	for id, a := range current {
-		if _, ok := replaced[id]; !ok && !a.TerminalStatus() {
-			proposed = append(proposed, a)
-		}
 	}
 	proposed = append(proposed, placed...)
 	if ok, dim := scheduler.AllocsFit(node, proposed); !ok {
@@ -337,29 +365,4 @@ func nodeNotReadyReason(n *structs.Node) string {
 	default:
 		return "node is not eligible for scheduling"
 	}
-}
-
-// nodeAllocs returns the allocations on a node by ID, with overlay's
-// stops and placements on that node applied.
-func nodeAllocs(snap *fsm.StateSnapshot, overlay *structs.PlanResult, nodeID string) (map[string]*structs.Allocation, error) {
-	allocs, err := snap.AllocsByNode(nil, nodeID)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]*structs.Allocation, len(allocs))
-	for _, a := range allocs {
-		out[a.ID] = a
-	}
-	if overlay == nil {
-		return out, nil
-	}
-	for _, a := range overlay.NodeUpdate[nodeID] {
-		// The stop carries the desired status; keep the ID's entry so
-		// an update of it is still recognised as existing.
-		out[a.ID] = a
-	}
-	for _, a := range overlay.NodeAllocation[nodeID] {
-		out[a.ID] = a
-	}
-	return out, nil
 }

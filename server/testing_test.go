@@ -52,14 +52,14 @@ func withSchedulers(c *Config) {
 
 // testServer starts one server that bootstraps alone on a free loopback
 // port and waits until it leads. cb may change the config first.
-func testServer(t *testing.T, cb func(*Config)) *Server {
+func testServer(t testing.TB, cb func(*Config)) *Server {
 	t.Helper()
 	return testCluster(t, 1, cb)[0]
 }
 
 // testCluster starts n servers that bootstrap together and waits until one
 // of them leads. Every server is shut down at the end of the test.
-func testCluster(t *testing.T, n int, cb func(*Config)) []*Server {
+func testCluster(t testing.TB, n int, cb func(*Config)) []*Server {
 	t.Helper()
 	pool := &staticMembers{}
 	servers := make([]*Server, n)
@@ -104,7 +104,7 @@ func testCluster(t *testing.T, n int, cb func(*Config)) []*Server {
 
 // waitForLeader waits until one of the running servers leads and has passed
 // its barrier, and returns it.
-func waitForLeader(t *testing.T, servers ...*Server) *Server {
+func waitForLeader(t testing.TB, servers ...*Server) *Server {
 	t.Helper()
 	var leader *Server
 	require.Eventually(t, func() bool {
@@ -120,7 +120,7 @@ func waitForLeader(t *testing.T, servers ...*Server) *Server {
 }
 
 // testLogWriter sends server logs to the test log, shown on failure.
-type testLogWriter struct{ t *testing.T }
+type testLogWriter struct{ t testing.TB }
 
 func (w testLogWriter) Write(p []byte) (int, error) {
 	w.t.Helper()

@@ -1,0 +1,96 @@
+package server
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/drover-sh/drover/structs"
+	"github.com/drover-sh/drover/structs/mock"
+)
+
+// benchPlanSetup starts a leader with nodes and a registered job, and
+// returns a function that builds a plan of n allocations spread over the
+// nodes.
+func benchPlanSetup(b *testing.B, nodes int) (*Server, func(evalID string, n int) *structs.Plan) {
+	b.Helper()
+	// Only errors: the benchmark log is the figures.
+	s := testServer(b, func(c *Config) {
+		c.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: testLogWriter{b}})
+	})
+	ids := make([]string, nodes)
+	for i := range ids {
+		n := mock.Node()
+		ids[i] = n.ID
+		_, _, err := s.raftApply(structs.NodeRegisterRequestType, &structs.NodeRegisterRequest{Node: n})
+		require.NoError(b, err)
+	}
+	job := mock.Job()
+	job.Groups[0].Network = nil
+	job.Groups[0].Tasks[0].Resources = &structs.Resources{CPU: 1, Memory: 4}
+	var resp structs.JobRegisterResponse
+	require.NoError(b, s.RPC("Job.Register", &structs.JobRegisterRequest{Job: job}, &resp))
+	stored, err := s.State().JobByID(nil, job.Namespace, job.ID)
+	require.NoError(b, err)
+
+	build := func(evalID string, n int) *structs.Plan {
+		plan := &structs.Plan{EvalID: evalID, Priority: 50, Job: stored}
+		for i := 0; i < n; i++ {
+			a := mock.AllocFor(stored, ids[i%len(ids)], i)
+			a.EvalID = evalID
+			plan.AppendAlloc(a)
+		}
+		return plan
+	}
+	return s, build
+}
+
+// outstandingEval hands out an evaluation from the leader's broker so a
+// plan for it passes the applier's token check.
+func outstandingEval(b *testing.B, s *Server) (*structs.Evaluation, string) {
+	e := mock.Eval()
+	s.evalBroker.Enqueue(e)
+	got, token, err := s.evalBroker.Dequeue(context.Background(), []string{e.Type}, time.Second)
+	require.NoError(b, err)
+	require.Equal(b, e.ID, got.ID)
+	return got, token
+}
+
+// BenchmarkPlanApply_1000Allocs measures one plan of 1,000 new
+// allocations over 100 nodes through the applier: token check,
+// verification of every node against the newest snapshot, one Raft entry
+// (encode, log append and fsync, FSM apply) and the answer to the worker.
+func BenchmarkPlanApply_1000Allocs(b *testing.B) {
+	s, build := benchPlanSetup(b, 100)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		eval, token := outstandingEval(b, s)
+		plan := build(eval.ID, 1000)
+		b.StartTimer()
+		pending, err := s.planQueue.Enqueue(plan, token)
+		require.NoError(b, err)
+		r := <-pending.respCh
+		b.StopTimer()
+		require.NoError(b, r.err)
+		require.Empty(b, r.result.RejectedNodes)
+		require.NoError(b, s.evalBroker.Ack(eval.ID, token))
+		b.StartTimer()
+	}
+}
+
+// BenchmarkPlanVerify_1000Allocs measures the verification alone.
+func BenchmarkPlanVerify_1000Allocs(b *testing.B) {
+	s, build := benchPlanSetup(b, 100)
+	plan := build(structs.GenerateUUID(), 1000)
+	snap := s.State().Snapshot()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		result, err := evaluatePlan(snap, nil, plan)
+		require.NoError(b, err)
+		require.Empty(b, result.RejectedNodes)
+	}
+}
