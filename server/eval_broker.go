@@ -156,7 +156,8 @@ func (b *EvalBroker) Enqueue(eval *structs.Evaluation) {
 
 func (b *EvalBroker) enqueueLocked(eval *structs.Evaluation) {
 	key := jobKey{eval.Namespace, eval.JobID}
-	if held, ok := b.jobEvals[key]; ok && held != eval.ID {
+	held, ok := b.jobEvals[key]
+	if ok && held != eval.ID {
 		h := b.pending[key]
 		if h == nil {
 			h = &evalHeap{}
@@ -170,16 +171,17 @@ func (b *EvalBroker) enqueueLocked(eval *structs.Evaluation) {
 		heap.Push(h, eval)
 		return
 	}
+	if ok {
+		// Held by this very evaluation: it is ready already (or waits
+		// for its redelivery). A map lookup, not a scan of the queue:
+		// the leader enqueues thousands a second into deep queues.
+		return
+	}
 	b.jobEvals[key] = eval.ID
 	q := b.ready[eval.Type]
 	if q == nil {
 		q = &evalHeap{}
 		b.ready[eval.Type] = q
-	}
-	for _, e := range *q {
-		if e.ID == eval.ID {
-			return
-		}
 	}
 	heap.Push(q, eval)
 	for w := range b.waiters {
