@@ -66,6 +66,21 @@ func TestPipeline_BlockedEvalUnblocksWhenNodeRegisters(t *testing.T) {
 	require.Eventually(t, func() bool { return s.blockedEvals.Stats().Blocked == 1 }, 5*time.Second, 10*time.Millisecond)
 	require.Empty(t, liveAllocs(t, s, job))
 
+	// Capacity that still is not enough: the same evaluation blocks
+	// again, no new one is created.
+	tooSmall := mock.Node()
+	tooSmall.Resources.Memory = 1024
+	registerNode(t, s, tooSmall)
+	require.Eventually(t, func() bool {
+		e, err := s.State().EvalByID(nil, blocked.ID)
+		require.NoError(t, err)
+		return e.Status == structs.EvalStatusBlocked && e.ModifyIndex > blocked.ModifyIndex+1
+	}, 5*time.Second, 10*time.Millisecond, "the woken evaluation is reblocked")
+	evals, err := s.State().EvalsByJob(nil, job.Namespace, job.ID)
+	require.NoError(t, err)
+	require.Len(t, evals, 2, "no new blocked evaluation")
+	require.Eventually(t, func() bool { return s.blockedEvals.Stats().Blocked == 1 }, 5*time.Second, 10*time.Millisecond)
+
 	registerNode(t, s, mock.Node())
 	waitEval(t, s, blocked.ID, structs.EvalStatusComplete)
 	require.Eventually(t, func() bool { return len(liveAllocs(t, s, job)) == 2 }, 5*time.Second, 10*time.Millisecond)

@@ -94,3 +94,43 @@ func BenchmarkPlanVerify_1000Allocs(b *testing.B) {
 		require.Empty(b, result.RejectedNodes)
 	}
 }
+
+// BenchmarkPipeline_Placements measures the leader's whole pipeline in
+// one process and one server: 10 jobs of 1,000 allocations registered at
+// once on 1,000 nodes, until every evaluation is complete. It reports
+// placements/s; the e2e bench measures the same across 3 servers.
+func BenchmarkPipeline_Placements(b *testing.B) {
+	const jobs, count, nodes = 10, 1000, 1000
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		s := testServer(b, func(c *Config) {
+			c.NumSchedulers = 2
+			c.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: testLogWriter{b}})
+		})
+		for n := 0; n < nodes; n++ {
+			_, _, err := s.raftApply(structs.NodeRegisterRequestType, &structs.NodeRegisterRequest{Node: mock.Node()})
+			require.NoError(b, err)
+		}
+		evalIDs := make([]string, jobs)
+		b.StartTimer()
+		start := time.Now()
+		for j := range evalIDs {
+			job := mock.Job()
+			job.Groups[0].Count = count
+			job.Groups[0].Tasks[0].Resources = &structs.Resources{CPU: 20, Memory: 32}
+			var resp structs.JobRegisterResponse
+			require.NoError(b, s.RPC("Job.Register", &structs.JobRegisterRequest{Job: job}, &resp))
+			evalIDs[j] = resp.EvalID
+		}
+		for _, id := range evalIDs {
+			require.Eventually(b, func() bool {
+				e, err := s.State().EvalByID(nil, id)
+				require.NoError(b, err)
+				return e != nil && e.TerminalStatus()
+			}, time.Minute, 5*time.Millisecond)
+		}
+		b.ReportMetric(float64(jobs*count)/time.Since(start).Seconds(), "placements/s")
+		b.StopTimer()
+		s.Shutdown()
+	}
+}

@@ -93,7 +93,7 @@ func (w *worker) process(ctx context.Context, eval *structs.Evaluation, token st
 	planner := &workerPlanner{srv: w.srv, ctx: ctx, evalID: eval.ID, token: token, snapIndex: snap.LatestIndex()}
 	start := time.Now()
 	sched := factory(logger, newSnapshotState(snap), planner, time.Now)
-	if err := sched.Process(current.Copy()); err != nil {
+	if err := sched.Process(schedulerView(current)); err != nil {
 		logger.Error("failed to process evaluation", "error", err)
 		if err := w.srv.evalBroker.Nack(eval.ID, token); err != nil {
 			logger.Debug("evaluation no longer outstanding", "error", err)
@@ -105,6 +105,20 @@ func (w *worker) process(ctx context.Context, eval *structs.Evaluation, token st
 		return
 	}
 	logger.Debug("evaluation processed", "duration", time.Since(start))
+}
+
+// schedulerView is the evaluation as the scheduler gets it. A blocked
+// evaluation woken by capacity is stored as pending (so a new leader
+// finds it in the broker, not waiting for capacity it already had); the
+// scheduler sees it as blocked again, so that if it still cannot place
+// everything it reblocks this evaluation rather than creating another
+// one at every wake-up.
+func schedulerView(stored *structs.Evaluation) *structs.Evaluation {
+	e := stored.Copy()
+	if e.TriggeredBy == structs.EvalTriggerQueuedAllocs && e.Status == structs.EvalStatusPending {
+		e.Status = structs.EvalStatusBlocked
+	}
+	return e
 }
 
 // workerPlanner is the scheduler's Planner for one evaluation. Every
