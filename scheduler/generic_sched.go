@@ -221,7 +221,7 @@ func (s *genericScheduler) process() (done bool, err error) {
 			}
 		}
 	}
-	if s.plan.IsNoOp() {
+	if s.plan.IsNoOp() && !e.AnnotatePlan {
 		return true, nil
 	}
 	result, newState, err := s.planner.SubmitPlan(s.plan)

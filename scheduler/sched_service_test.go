@@ -200,3 +200,26 @@ func TestServiceSched_MigrateMovesFlaggedAllocs(t *testing.T) {
 	// Only the flagged one moved: the drainer decides the batches.
 	require.Equal(t, before-1, perNode(live)[draining.ID])
 }
+
+// A dry run (AnnotatePlan) gets a plan even when nothing can be placed,
+// so `job plan` can say what the scheduler wanted to do.
+func TestServiceSched_AnnotatePlanSubmitsANoOpPlan(t *testing.T) {
+	for _, annotate := range []bool{false, true} {
+		h := newTestHarness(t)
+		addNodes(h, 1)
+		job := mock.Job()
+		job.Groups[0].Tasks[0].Resources.Memory = 100_000
+		stored := h.State.UpsertJob(job)
+		eval := mock.EvalFor(stored)
+		eval.AnnotatePlan = annotate
+		h.State.UpsertEvals(eval)
+		require.NoError(t, h.Process(eval))
+		if !annotate {
+			require.Empty(t, h.Plans, "a plan that changes nothing is not submitted")
+			continue
+		}
+		require.Len(t, h.Plans, 1)
+		require.True(t, h.Plans[0].IsNoOp())
+		require.Equal(t, 10, h.Plans[0].Annotations.DesiredTGUpdates["web"].Place)
+	}
+}

@@ -57,6 +57,7 @@ func (j *Job) plan(args *structs.JobPlanRequest, reply *structs.JobPlanResponse)
 		JobID:          job.ID,
 		JobModifyIndex: planned.JobModifyIndex,
 		Status:         structs.EvalStatusPending,
+		AnnotatePlan:   true,
 		CreateIndex:    index,
 		ModifyIndex:    index,
 		CreateTime:     now.UnixNano(),

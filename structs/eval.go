@@ -46,10 +46,14 @@ type Evaluation struct {
 	FailedTGAllocs    map[string]*AllocMetric `json:"failed_tg_allocs,omitempty"`
 	QueuedAllocations map[string]int          `json:"queued_allocations,omitempty"`
 	SnapshotIndex     uint64                  `json:"snapshot_index,omitempty"`
-	CreateIndex       uint64                  `json:"create_index"`
-	ModifyIndex       uint64                  `json:"modify_index"`
-	CreateTime        int64                   `json:"create_time"`
-	ModifyTime        int64                   `json:"modify_time"`
+	// AnnotatePlan asks the scheduler to submit its plan even when it
+	// changes nothing, so a dry run (`job plan`) always gets the plan's
+	// per-group annotations.
+	AnnotatePlan bool   `json:"annotate_plan,omitempty"`
+	CreateIndex  uint64 `json:"create_index"`
+	ModifyIndex  uint64 `json:"modify_index"`
+	CreateTime   int64  `json:"create_time"`
+	ModifyTime   int64  `json:"modify_time"`
 }
 
 // AllocMetric explains why a group could not be fully placed.
