@@ -28,8 +28,12 @@ func main() {
 	schedNodes := flag.Int("sched-nodes", 5000, "simulated nodes in the scheduler run (0 skips it)")
 	schedJobs := flag.Int("sched-jobs", 100, "jobs submitted at once in the scheduler run")
 	schedCount := flag.Int("sched-count", 1000, "allocations per job in the scheduler run")
+	writes := flag.Bool("writes", true, "run the registration throughput and failover part")
 	flag.Parse()
-	err := run(*duration, *failovers)
+	var err error
+	if *writes {
+		err = run(*duration, *failovers)
+	}
 	if err == nil && *schedNodes > 0 {
 		var bin string
 		if bin, err = e2e.Binary(); err == nil {
