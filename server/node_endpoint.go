@@ -317,6 +317,35 @@ func (n *Node) GetAllocs(args *structs.NodeSpecificRequest, reply *structs.NodeA
 		}))
 }
 
+// GetClientAllocs is the cheap form of GetAllocs that clients watch: the
+// node's allocations as ID -> AllocModifyIndex, returned once one of them
+// changed after MinQueryIndex.
+func (n *Node) GetClientAllocs(args *structs.NodeSpecificRequest, reply *structs.NodeClientAllocsResponse) error {
+	if done, err := n.srv.forwardRead("Node.GetClientAllocs", &args.QueryOptions, args, reply); done {
+		return pool.EncodeError(err)
+	}
+	if args.NodeID == "" {
+		return pool.EncodeError(structs.NewError(structs.ErrInvalid, "missing node id"))
+	}
+	return pool.EncodeError(n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta,
+		func(ws memdb.WatchSet, snap *fsm.StateSnapshot) (uint64, error) {
+			allocs, err := snap.AllocsByNode(ws, args.NodeID)
+			if err != nil {
+				return 0, err
+			}
+			reply.Allocs = make(map[string]uint64, len(allocs))
+			var idx uint64
+			for _, a := range allocs {
+				reply.Allocs[a.ID] = a.AllocModifyIndex
+				idx = max(idx, a.ModifyIndex)
+			}
+			if idx == 0 {
+				idx = snap.Index("allocs")
+			}
+			return maxIndex(idx), nil
+		}))
+}
+
 // UpdateAllocs takes clients' allocation updates. Updates arriving
 // together from many clients are coalesced into one Raft entry (see
 // allocUpdateBatcher); the call returns once its batch is committed.

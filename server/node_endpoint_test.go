@@ -335,3 +335,39 @@ func TestAlloc_GetListAndJobAllocations(t *testing.T) {
 	require.NoError(t, s.RPC("Job.Allocations", &structs.JobSpecificRequest{JobID: "other"}, &ja))
 	require.Empty(t, ja.Allocations)
 }
+
+// A client watches ID -> AllocModifyIndex and fetches only what changed:
+// its own status updates wake the watch but change no index.
+func TestNode_GetClientAllocsAndAllocGetAllocs(t *testing.T) {
+	t.Parallel()
+	s := testServer(t, nil)
+	node := mock.Node()
+	registerNode(t, s, node)
+	job := mock.Job()
+	var jr structs.JobRegisterResponse
+	require.NoError(t, s.RPC("Job.Register", &structs.JobRegisterRequest{Job: job}, &jr))
+	stored, _ := s.State().Snapshot().JobByID(nil, job.Namespace, job.ID)
+	a0, a1 := mock.AllocFor(stored, node.ID, 0), mock.AllocFor(stored, node.ID, 1)
+	_, placed, err := s.raftApply(structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Job: stored, Allocs: []*structs.Allocation{a0, a1}})
+	require.NoError(t, err)
+
+	var watch structs.NodeClientAllocsResponse
+	require.NoError(t, s.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{NodeID: node.ID}, &watch))
+	require.Equal(t, map[string]uint64{a0.ID: placed, a1.ID: placed}, watch.Allocs)
+
+	var ur structs.GenericResponse
+	require.NoError(t, s.RPC("Node.UpdateAllocs", &structs.AllocUpdateRequest{Alloc: []*structs.Allocation{{ID: a0.ID, ClientStatus: structs.AllocClientRunning}}}, &ur))
+	var again structs.NodeClientAllocsResponse
+	require.NoError(t, s.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{NodeID: node.ID, QueryOptions: structs.QueryOptions{MinQueryIndex: watch.Index, MaxQueryTime: 5 * time.Second}}, &again))
+	require.Greater(t, again.Index, watch.Index)
+	require.Equal(t, watch.Allocs, again.Allocs, "a client's own update changes no AllocModifyIndex")
+
+	var got structs.AllocsGetResponse
+	req := &structs.AllocsGetRequest{AllocIDs: []string{a1.ID, "gone", a0.ID}, QueryOptions: structs.QueryOptions{MinQueryIndex: again.Index}}
+	require.NoError(t, s.RPC("Alloc.GetAllocs", req, &got))
+	require.Len(t, got.Allocs, 2)
+	require.Equal(t, a1.ID, got.Allocs[0].ID)
+	require.Equal(t, a0.ID, got.Allocs[1].ID)
+	require.Equal(t, structs.AllocClientRunning, got.Allocs[1].ClientStatus)
+	require.GreaterOrEqual(t, got.Index, again.Index)
+}

@@ -201,3 +201,25 @@ type NodeDeregisterRequest struct {
 	NodeIDs []string
 	WriteRequest
 }
+
+// NodeClientAllocsResponse is what a client watches: the allocations of
+// its node as ID -> AllocModifyIndex. The client fetches only those whose
+// index moved (Alloc.GetAllocs), so a node with many allocations does not
+// receive all of them, jobs included, each time one changes.
+type NodeClientAllocsResponse struct {
+	Allocs map[string]uint64
+	QueryMeta
+}
+
+// AllocsGetRequest fetches allocations by ID.
+type AllocsGetRequest struct {
+	AllocIDs []string
+	QueryOptions
+}
+
+// AllocsGetResponse carries the allocations found, in request order;
+// IDs that no longer exist are left out.
+type AllocsGetResponse struct {
+	Allocs []*Allocation
+	QueryMeta
+}

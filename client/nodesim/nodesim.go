@@ -1,6 +1,7 @@
 // Package nodesim runs hollow client nodes: each registers through the
 // real Node RPCs, heartbeats at the TTL the servers ask for, watches its
-// allocations with a blocking Node.GetAllocs, and reports them running
+// allocations with a blocking Node.GetClientAllocs (fetching what changed
+// with Alloc.GetAllocs), and reports them running
 // (and complete once the servers stop them) through Node.UpdateAllocs,
 // without running anything. It lets the scheduler, the plan applier and
 // the heartbeat machinery be tested and benchmarked with thousands of
@@ -98,7 +99,9 @@ type simNode struct {
 	node *structs.Node
 	// known maps allocation ID to the last state reported for it.
 	known map[string]string
-	ttl   atomic.Int64
+	// seen maps allocation ID to the AllocModifyIndex last fetched.
+	seen map[string]uint64
+	ttl  atomic.Int64
 	// down is set when the simulator was told to stop heartbeating this
 	// node (to test liveness).
 	down atomic.Bool
@@ -115,7 +118,7 @@ func New(cfg Config) (*Sim, error) {
 	}
 	s := &Sim{cfg: cfg, pool: pool.New(5 * time.Second)}
 	for i := 0; i < cfg.Nodes; i++ {
-		s.nodes = append(s.nodes, &simNode{node: s.newNode(i), known: make(map[string]string)})
+		s.nodes = append(s.nodes, &simNode{node: s.newNode(i), known: make(map[string]string), seen: make(map[string]uint64)})
 	}
 	return s, nil
 }
@@ -322,14 +325,37 @@ func (s *Sim) watchLoop(ctx context.Context, n *simNode) {
 		req.MinQueryIndex = index
 		req.MaxQueryTime = 30 * time.Second
 		req.AllowStale = true
-		var resp structs.NodeAllocsResponse
-		if err := s.rpc("Node.GetAllocs", req, &resp); err != nil {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(500 * time.Millisecond):
-			}
+		var resp structs.NodeClientAllocsResponse
+		if err := s.rpc("Node.GetClientAllocs", req, &resp); err != nil {
+			s.pause(ctx, 500*time.Millisecond)
 			continue
+		}
+		// Fetch only what changed since the node last looked, as a real
+		// client does.
+		var changed []string
+		for id, idx := range resp.Allocs {
+			if n.seen[id] != idx {
+				changed = append(changed, id)
+			}
+		}
+		if len(changed) > 0 {
+			get := &structs.AllocsGetRequest{AllocIDs: changed}
+			get.MinQueryIndex = resp.Index
+			get.AllowStale = true
+			var allocs structs.AllocsGetResponse
+			if err := s.rpc("Alloc.GetAllocs", get, &allocs); err != nil {
+				s.pause(ctx, 500*time.Millisecond)
+				continue
+			}
+			for _, a := range allocs.Allocs {
+				n.seen[a.ID] = a.AllocModifyIndex
+			}
+			s.observe(n, allocs.Allocs)
+		}
+		for id := range n.seen {
+			if _, ok := resp.Allocs[id]; !ok {
+				delete(n.seen, id) // garbage collected
+			}
 		}
 		// A restore or a new leader may move the index backwards.
 		if resp.Index < index {
@@ -337,7 +363,14 @@ func (s *Sim) watchLoop(ctx context.Context, n *simNode) {
 		} else {
 			index = resp.Index
 		}
-		s.observe(n, resp.Allocs)
+	}
+}
+
+// pause waits d or until ctx ends.
+func (s *Sim) pause(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
 	}
 }
 
