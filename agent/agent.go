@@ -38,6 +38,7 @@ type Agent struct {
 	devDataDir string
 
 	joinCancel   context.CancelFunc
+	gcCancel     context.CancelFunc
 	shutdownOnce sync.Once
 	wg           sync.WaitGroup
 }
@@ -52,7 +53,9 @@ func New(config *Config, logger hclog.Logger) (*Agent, error) {
 	}
 	a := &Agent{config: config, logger: logger}
 	if config.Server.Enabled {
-		tuneGC()
+		var ctx context.Context
+		ctx, a.gcCancel = context.WithCancel(context.Background())
+		tuneGC(ctx)
 	}
 	if config.Dev && config.DataDir == "" {
 		dir, err := os.MkdirTemp("", "drover-dev-")
@@ -222,6 +225,9 @@ func (a *Agent) Shutdown(leave bool) error {
 		a.logger.Info("agent shutting down", "leave", leave)
 		if a.joinCancel != nil {
 			a.joinCancel()
+		}
+		if a.gcCancel != nil {
+			a.gcCancel()
 		}
 		if a.gossip != nil {
 			if leave {
