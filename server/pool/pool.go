@@ -186,14 +186,17 @@ func (c *conn) release(cl *rpc.Client) {
 	}
 }
 
-// Close closes every session.
+// Close closes every session. The sessions are closed outside the lock:
+// closing one waits for its receive loop, and callers of get must not
+// queue behind that.
 func (p *Pool) Close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.closed = true
-	for addr, c := range p.conns {
+	conns := p.conns
+	p.conns = map[string]*conn{}
+	p.mu.Unlock()
+	for _, c := range conns {
 		c.sess.Close()
-		delete(p.conns, addr)
 	}
 }
 
