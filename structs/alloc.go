@@ -76,6 +76,22 @@ type AllocatedPort struct {
 	To    int    `json:"to,omitempty"`
 }
 
+// Task event types, in the order a task usually meets them.
+const (
+	TaskEventReceived      = "received"       // the client saw the allocation
+	TaskEventSetup         = "setup"          // alloc dir, network
+	TaskEventPulling       = "pulling"        // image pull or import started
+	TaskEventPulled        = "pulled"         // image ready (message says how long)
+	TaskEventDriverFailure = "driver_failure" // pull, create or start failed
+	TaskEventStarted       = "started"
+	TaskEventTerminated    = "terminated" // the process ended (exit code, signal, OOM)
+	TaskEventRestarting    = "restarting" // the restart policy will start it again
+	TaskEventNotRestarting = "not_restarting"
+	TaskEventKilling       = "killing" // stop requested (signal, kill_timeout)
+	TaskEventKilled        = "killed"
+	TaskEventRestartSignal = "restart_signaled" // `alloc restart`
+)
+
 // TaskState is the client's view of one task.
 type TaskState struct {
 	State       string       `json:"state"`
