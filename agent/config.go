@@ -31,6 +31,7 @@ type Config struct {
 	Ports      Ports    `yaml:"ports"`
 	Join       []string `yaml:"join"`
 	Server     Server   `yaml:"server"`
+	Client     Client   `yaml:"client"`
 	// MaxRequestBytes caps request bodies (job files); larger ones get 413.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 
@@ -57,6 +58,50 @@ type Server struct {
 	RaftMultiplier  int  `yaml:"raft_multiplier"`
 }
 
+// Client is the client part of the config: the node that runs tasks.
+type Client struct {
+	Enabled   bool              `yaml:"enabled"`
+	NodeClass string            `yaml:"node_class"`
+	Meta      map[string]string `yaml:"meta"`
+	// Containerd is the runtime. With no address the agent runs its own
+	// containerd under the data dir (managed), as k3s does.
+	Containerd Containerd `yaml:"containerd"`
+	// PlainHTTPRegistries are registries pulled over http (loopback
+	// registries always are).
+	PlainHTTPRegistries []string                `yaml:"plain_http_registries"`
+	RegistryAuth        map[string]RegistryAuth `yaml:"registry_auth"`
+	// ImageDir holds image archives (*.tar) imported when an image is not
+	// present, for nodes without a registry.
+	ImageDir     string `yaml:"image_dir"`
+	CNIPluginDir string `yaml:"cni_plugin_dir"`
+	// Reserved is kept for the OS and the agent itself.
+	Reserved    Reserved `yaml:"reserved"`
+	LogMaxBytes int64    `yaml:"log_max_bytes"`
+	LogMaxFiles int      `yaml:"log_max_files"`
+}
+
+// Containerd says which containerd to use.
+type Containerd struct {
+	// Address is the socket of a containerd the agent does not manage;
+	// empty runs a managed one.
+	Address   string `yaml:"address"`
+	Namespace string `yaml:"namespace"`
+	// Binary is the containerd executable of the managed daemon.
+	Binary string `yaml:"binary"`
+}
+
+// RegistryAuth is a username and password for one registry host.
+type RegistryAuth struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+// Reserved resources: CPU in MHz, memory in MiB.
+type Reserved struct {
+	CPU    int `yaml:"cpu"`
+	Memory int `yaml:"memory"`
+}
+
 // DefaultConfig returns the defaults flags and files are laid over.
 func DefaultConfig() *Config {
 	return &Config{
@@ -67,6 +112,12 @@ func DefaultConfig() *Config {
 		Ports:           Ports{HTTP: DefaultHTTPPort, RPC: DefaultRPCPort, Gossip: DefaultGossipPort},
 		MaxRequestBytes: 4 << 20,
 		Server:          Server{RaftMultiplier: 1},
+		Client: Client{
+			Containerd:   Containerd{Namespace: "drover", Binary: "containerd"},
+			CNIPluginDir: "/usr/lib/cni",
+			LogMaxBytes:  10 << 20,
+			LogMaxFiles:  2,
+		},
 	}
 }
 
@@ -87,11 +138,28 @@ func LoadConfigFile(c *Config, path string) error {
 // Validate checks the config and fills what derives from other fields.
 func (c *Config) Validate() error {
 	var errs []error
-	if !c.Server.Enabled {
-		errs = append(errs, errors.New("the agent must run a server (-server or -dev); client mode arrives with the client work"))
+	if !c.Server.Enabled && !c.Client.Enabled {
+		errs = append(errs, errors.New("the agent must run a server, a client or both (-server, -client, or -dev)"))
 	}
-	if c.Server.Enabled && !c.Dev && c.DataDir == "" {
-		errs = append(errs, errors.New("-data-dir is required for a server (or use -dev)"))
+	if (c.Server.Enabled || c.Client.Enabled) && !c.Dev && c.DataDir == "" {
+		errs = append(errs, errors.New("-data-dir is required (or use -dev)"))
+	}
+	if c.Client.Enabled {
+		if !c.Server.Enabled && len(c.Join) == 0 {
+			errs = append(errs, errors.New("a client needs -join with the gossip address of a server or another agent"))
+		}
+		if c.Client.Containerd.Namespace == "" {
+			errs = append(errs, errors.New("client.containerd.namespace must not be empty"))
+		}
+		if c.Client.LogMaxBytes < 4096 {
+			errs = append(errs, fmt.Errorf("client.log_max_bytes must be at least 4096, got %d", c.Client.LogMaxBytes))
+		}
+		if c.Client.LogMaxFiles < 1 {
+			errs = append(errs, fmt.Errorf("client.log_max_files must be at least 1, got %d", c.Client.LogMaxFiles))
+		}
+		if c.Client.Reserved.CPU < 0 || c.Client.Reserved.Memory < 0 {
+			errs = append(errs, errors.New("client.reserved cpu and memory must not be negative"))
+		}
 	}
 	if c.Server.BootstrapExpect < 0 {
 		errs = append(errs, errors.New("-bootstrap-expect must be >= 0"))

@@ -53,6 +53,11 @@ type Config struct {
 	MaxHeartbeatsPerSecond float64
 	HeartbeatGrace         time.Duration
 	FailoverHeartbeatTTL   time.Duration
+	// GossipDeadGrace: when gossip reports a client failed, its timer is
+	// cut to this, so a dead node goes down in seconds rather than after
+	// its TTL. A heartbeat arriving meanwhile restores the full TTL: the
+	// heartbeat stays the authority, gossip only hurries it.
+	GossipDeadGrace time.Duration
 
 	// Garbage collection: every GCInterval the leader removes evaluations
 	// (with their allocations) finished more than EvalGCThreshold ago,
@@ -105,6 +110,7 @@ func DefaultConfig() *Config {
 		MaxHeartbeatsPerSecond: 50,
 		HeartbeatGrace:         10 * time.Second,
 		FailoverHeartbeatTTL:   30 * time.Second,
+		GossipDeadGrace:        3 * time.Second,
 
 		GCInterval:      5 * time.Minute,
 		EvalGCThreshold: time.Hour,

@@ -142,6 +142,20 @@ func (h *heartbeater) resetLocked(nodeID string, d time.Duration) {
 	h.timers[nodeID] = time.AfterFunc(d, func() { h.expire(nodeID) })
 }
 
+// hurry cuts a node's timer to d: gossip saw the node fail. A heartbeat
+// that still arrives restores the full TTL.
+func (h *heartbeater) hurry(nodeID string, d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.enabled {
+		return
+	}
+	if t, ok := h.timers[nodeID]; ok {
+		t.Reset(d)
+		h.srv.logger.Info("gossip reports node failed, shortening its heartbeat timer", "node_id", nodeID, "timer", d)
+	}
+}
+
 // clear forgets a node (deregistered, or marked down).
 func (h *heartbeater) clear(nodeID string) {
 	h.mu.Lock()

@@ -31,7 +31,13 @@ func (s *Server) memberLoop() {
 		case <-s.shutdownCtx.Done():
 			return
 		case ev := <-s.memberCh:
-			if !ev.Member.IsServer() || ev.Member.Region != s.config.Region {
+			if ev.Member.Region != s.config.Region {
+				continue
+			}
+			if !ev.Member.IsServer() {
+				if ev.Type == structs.MemberEventFailed && ev.Member.NodeID != "" {
+					s.heartbeats.hurry(ev.Member.NodeID, s.config.GossipDeadGrace)
+				}
 				continue
 			}
 			if !s.bootstrapped.Load() {

@@ -90,6 +90,7 @@ func New(config *Config, membership Membership) (*Server, error) {
 	fillDuration(&config.MinHeartbeatTTL, def.MinHeartbeatTTL)
 	fillDuration(&config.HeartbeatGrace, def.HeartbeatGrace)
 	fillDuration(&config.FailoverHeartbeatTTL, def.FailoverHeartbeatTTL)
+	fillDuration(&config.GossipDeadGrace, def.GossipDeadGrace)
 	fillDuration(&config.GCInterval, def.GCInterval)
 	fillDuration(&config.EvalGCThreshold, def.EvalGCThreshold)
 	fillDuration(&config.JobGCThreshold, def.JobGCThreshold)

@@ -16,16 +16,19 @@ const (
 
 // Member is one agent in the gossip pool, with the metadata it gossips.
 type Member struct {
-	Name            string `json:"name"`
-	Addr            string `json:"addr"`
-	Port            int    `json:"port"`
-	Status          string `json:"status"`
-	Role            string `json:"role"`
-	Region          string `json:"region"`
-	Datacenter      string `json:"datacenter"`
-	RPCAddr         string `json:"rpc_addr,omitempty"`
-	HTTPAddr        string `json:"http_addr,omitempty"`
-	RaftID          string `json:"raft_id,omitempty"`
+	Name       string `json:"name"`
+	Addr       string `json:"addr"`
+	Port       int    `json:"port"`
+	Status     string `json:"status"`
+	Role       string `json:"role"`
+	Region     string `json:"region"`
+	Datacenter string `json:"datacenter"`
+	RPCAddr    string `json:"rpc_addr,omitempty"`
+	HTTPAddr   string `json:"http_addr,omitempty"`
+	RaftID     string `json:"raft_id,omitempty"`
+	// NodeID is a client's node ID: gossip's failure notice about it
+	// hurries the leader's down-node decision.
+	NodeID          string `json:"node_id,omitempty"`
 	BootstrapExpect int    `json:"bootstrap_expect,omitempty"`
 	Version         string `json:"version,omitempty"`
 }

@@ -223,3 +223,16 @@ type AllocsGetResponse struct {
 	Allocs []*Allocation
 	QueryMeta
 }
+
+// AllocStopRequest stops one allocation; the scheduler places a
+// replacement, as for a migration (Alloc.Stop).
+type AllocStopRequest struct {
+	AllocID string
+	WriteRequest
+}
+
+// AllocStopResponse names the evaluation that replaces the allocation.
+type AllocStopResponse struct {
+	EvalID string `json:"eval_id"`
+	Index  uint64 `json:"index"`
+}

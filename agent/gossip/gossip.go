@@ -72,6 +72,7 @@ type wireMeta struct {
 	RPCAddr  string `json:"rpc,omitempty"`
 	HTTPAddr string `json:"http,omitempty"`
 	RaftID   string `json:"id,omitempty"`
+	NodeID   string `json:"n,omitempty"`
 	Expect   int    `json:"e,omitempty"`
 	Version  string `json:"v,omitempty"`
 }
@@ -268,7 +269,7 @@ func (p *Pool) toMember(n *memberlist.Node) structs.Member {
 func encodeMeta(m structs.Member) ([]byte, error) {
 	b, err := json.Marshal(wireMeta{
 		Role: m.Role, Region: m.Region, DC: m.Datacenter, RPCAddr: m.RPCAddr,
-		HTTPAddr: m.HTTPAddr, RaftID: m.RaftID, Expect: m.BootstrapExpect, Version: m.Version,
+		HTTPAddr: m.HTTPAddr, RaftID: m.RaftID, NodeID: m.NodeID, Expect: m.BootstrapExpect, Version: m.Version,
 	})
 	if err != nil {
 		return nil, err
@@ -286,7 +287,7 @@ func decodeMeta(b []byte) structs.Member {
 	}
 	return structs.Member{
 		Role: w.Role, Region: w.Region, Datacenter: w.DC, RPCAddr: w.RPCAddr,
-		HTTPAddr: w.HTTPAddr, RaftID: w.RaftID, BootstrapExpect: w.Expect, Version: w.Version,
+		HTTPAddr: w.HTTPAddr, RaftID: w.RaftID, NodeID: w.NodeID, BootstrapExpect: w.Expect, Version: w.Version,
 	}
 }
 
