@@ -31,6 +31,9 @@ type Agent struct {
 	nodeID string
 	gossip *gossip.Pool
 	server *server.Server
+	client allocClient
+	// remote reaches the servers when this agent runs none.
+	remote *remoteServers
 
 	httpListener net.Listener
 	httpServer   *http.Server
@@ -52,6 +55,7 @@ func New(config *Config, logger hclog.Logger) (*Agent, error) {
 		logger = hclog.NewNullLogger()
 	}
 	a := &Agent{config: config, logger: logger}
+	a.remote = newRemoteServers(a)
 	if config.Server.Enabled {
 		var ctx context.Context
 		ctx, a.gcCancel = context.WithCancel(context.Background())
@@ -248,6 +252,7 @@ func (a *Agent) Shutdown(leave bool) error {
 		if a.server != nil {
 			err = a.server.Shutdown()
 		}
+		a.remote.close()
 		a.wg.Wait()
 		if a.devDataDir != "" {
 			os.RemoveAll(a.devDataDir)
@@ -273,12 +278,22 @@ func (a *Agent) Gossip() *gossip.Pool { return a.gossip }
 // NodeID is the agent's persistent ID.
 func (a *Agent) NodeID() string { return a.nodeID }
 
-// rpc calls an endpoint on this agent's server.
+// rpc calls an endpoint on this agent's server, or, on an agent that
+// runs only a client, on one of the servers gossip knows.
 func (a *Agent) rpc(method string, args, reply any) error {
-	if a.server == nil {
-		return structs.NewError(structs.ErrUnavailable, "this agent runs no server")
+	if a.server != nil {
+		return a.server.RPC(method, args, reply)
 	}
-	return a.server.RPC(method, args, reply)
+	return a.remote.call(method, args, reply)
+}
+
+// allocClient is the local client for the client-side HTTP endpoints, nil
+// when this agent runs none.
+func (a *Agent) allocClient() allocClient {
+	if a.client == nil {
+		return nil
+	}
+	return a.client
 }
 
 // lazyMembership lets the server be built before the gossip pool.

@@ -57,6 +57,10 @@ func (h *httpHandler) routes() {
 	h.route("/v1/node/{id}/eligibility", methods{"PUT": h.nodeEligibility, "POST": h.nodeEligibility})
 	h.route("/v1/allocations", methods{"GET": h.allocList})
 	h.route("/v1/allocation/{id}", methods{"GET": h.allocGet})
+	h.route("/v1/allocation/{id}/stop", methods{"PUT": h.allocStop, "POST": h.allocStop})
+	h.route("/v1/client/allocation/{id}/restart", methods{"PUT": h.allocRestart, "POST": h.allocRestart})
+	h.route("/v1/client/allocation/{id}/exec", methods{"GET": h.allocExec})
+	h.route("/v1/client/fs/logs/{id}", methods{"GET": h.allocLogs})
 	h.route("/v1/evaluations", methods{"GET": h.evalList})
 	h.route("/v1/evaluation/{id}", methods{"GET": h.evalGet})
 	h.route("/v1/status/leader", methods{"GET": h.statusLeader})
@@ -93,6 +97,9 @@ func (h *httpHandler) route(path string, m methods) {
 			return
 		}
 		obj, err := fn(w, r)
+		if err == errHandled {
+			return
+		}
 		if err != nil {
 			h.writeError(w, r, err)
 			return
