@@ -97,21 +97,14 @@ func taskOf(alloc *structs.Allocation, name string) (string, error) {
 	}
 	if name != "" {
 		if len(names) > 0 && !slices.Contains(names, name) {
-			return "", invalidParam("task", "allocation %s has no task %q (tasks: %s)", shortID(alloc.ID), name, strings.Join(names, ", "))
+			return "", invalidParam("task", "allocation %s has no task %q (tasks: %s)", structs.ShortID(alloc.ID), name, strings.Join(names, ", "))
 		}
 		return name, nil
 	}
 	if len(names) == 1 {
 		return names[0], nil
 	}
-	return "", invalidParam("task", "allocation %s runs %d tasks, name one of: %s", shortID(alloc.ID), len(names), strings.Join(names, ", "))
-}
-
-func shortID(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
+	return "", invalidParam("task", "allocation %s runs %d tasks, name one of: %s", structs.ShortID(alloc.ID), len(names), strings.Join(names, ", "))
 }
 
 // clientRoute decides where a client endpoint is served: here, when this
@@ -123,7 +116,7 @@ func (h *httpHandler) clientRoute(w http.ResponseWriter, r *http.Request, alloc 
 	}
 	if r.Header.Get(headerForwarded) != "" {
 		h.writeError(w, r, structs.NewError(structs.ErrNotFound,
-			"allocation %s is not on this agent's node; it runs on node %s", shortID(alloc.ID), shortID(alloc.NodeID)))
+			"allocation %s is not on this agent's node; it runs on node %s", structs.ShortID(alloc.ID), structs.ShortID(alloc.NodeID)))
 		return nil
 	}
 	var reply structs.SingleNodeResponse
@@ -133,12 +126,12 @@ func (h *httpHandler) clientRoute(w http.ResponseWriter, r *http.Request, alloc 
 	}
 	if reply.Node == nil || reply.Node.HTTPAddr == "" {
 		h.writeError(w, r, structs.NewError(structs.ErrUnavailable,
-			"node %s that runs allocation %s is gone or has no HTTP address", shortID(alloc.NodeID), shortID(alloc.ID)))
+			"node %s that runs allocation %s is gone or has no HTTP address", structs.ShortID(alloc.NodeID), structs.ShortID(alloc.ID)))
 		return nil
 	}
 	if reply.Node.Status == structs.NodeStatusDown {
 		h.writeError(w, r, structs.NewError(structs.ErrUnavailable,
-			"node %s that runs allocation %s is down", reply.Node.Name, shortID(alloc.ID)))
+			"node %s that runs allocation %s is down", reply.Node.Name, structs.ShortID(alloc.ID)))
 		return nil
 	}
 	target := &url.URL{Scheme: "http", Host: reply.Node.HTTPAddr}
@@ -154,7 +147,7 @@ func (h *httpHandler) clientRoute(w http.ResponseWriter, r *http.Request, alloc 
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			h.writeError(w, r, structs.NewError(structs.ErrUnavailable,
-				"cannot reach node %s at %s that runs allocation %s: %v", reply.Node.Name, reply.Node.HTTPAddr, shortID(alloc.ID), err))
+				"cannot reach node %s at %s that runs allocation %s: %v", reply.Node.Name, reply.Node.HTTPAddr, structs.ShortID(alloc.ID), err))
 		},
 	}
 	proxy.ServeHTTP(w, r)
@@ -337,7 +330,7 @@ func (h *httpHandler) allocExec(w http.ResponseWriter, r *http.Request) (any, er
 		return nil, err
 	}
 	if alloc.ClientTerminalStatus() {
-		return nil, structs.NewError(structs.ErrConflict, "allocation %s is %s: nothing runs to exec in", shortID(alloc.ID), alloc.ClientStatus)
+		return nil, structs.NewError(structs.ErrConflict, "allocation %s is %s: nothing runs to exec in", structs.ShortID(alloc.ID), alloc.ClientStatus)
 	}
 	task, err := taskOf(alloc, q.Get("task"))
 	if err != nil {

@@ -58,6 +58,9 @@ func (h *httpHandler) agentSelf(w http.ResponseWriter, r *http.Request) (any, er
 	}
 	if a.server != nil {
 		resp.Role = structs.RoleServer
+		if a.config.Client.Enabled {
+			resp.Role = structs.RoleServer + "+" + structs.RoleClient
+		}
 		resp.RPCAddr = a.server.RPCAddr().String()
 		resp.Stats = a.server.Stats()
 	}

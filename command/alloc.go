@@ -23,9 +23,15 @@ func allocCommand() *cli.Command {
 IDs may be given as unique prefixes.
 
 Examples:
-  drover alloc status 5bd1c0a2`,
+  drover alloc status 5bd1c0a2
+  drover alloc logs -f 5bd1c0a2
+  drover alloc exec 5bd1c0a2 -- cat /etc/hostname`,
 		Subcommands: []*cli.Command{
 			allocStatusCommand(),
+			allocLogsCommand(),
+			allocExecCommand(),
+			allocRestartCommand(),
+			allocStopCommand(),
 		},
 	}
 }

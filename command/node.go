@@ -47,13 +47,32 @@ allocations; -verbose adds its attributes and meta.
 Examples:
   drover node status
   drover node status 9f3c
+  drover node status -self
   drover node status -verbose -json 9f3c`,
-		Flags:  withCluster(jsonFlag(), verboseFlag()),
+		Flags: withCluster(jsonFlag(), verboseFlag(),
+			&cli.BoolFlag{Name: "self", DisableDefaultText: true, Usage: "show the node of the agent the CLI talks to"}),
 		Action: nodeStatus,
 	}
 }
 
 func nodeStatus(c *cli.Context) error {
+	if c.Bool("self") {
+		if c.NArg() > 0 {
+			return usageErrorf(c, "-self takes no node id")
+		}
+		client, err := apiClient(c)
+		if err != nil {
+			return err
+		}
+		self, err := client.Agent().Self(c.Context)
+		if err != nil {
+			return fmt.Errorf("asking the agent who it is: %w", err)
+		}
+		if !strings.Contains(self.Role, structs.RoleClient) {
+			return fmt.Errorf("agent %s runs no client, so it is not a node (role %s)", self.Name, self.Role)
+		}
+		return showNode(c, self.NodeID)
+	}
 	switch c.NArg() {
 	case 0:
 		return listNodes(c)
