@@ -170,15 +170,20 @@ func (a *Agent) start() error {
 		}
 	}()
 
+	ctx, cancel := context.WithCancel(context.Background())
+	a.joinCancel = cancel
 	if len(c.Join) > 0 {
-		ctx, cancel := context.WithCancel(context.Background())
-		a.joinCancel = cancel
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
 			a.retryJoin(ctx, c.Join)
 		}()
 	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.reconnect(ctx)
+	}()
 	a.logger.Info("agent started", "name", c.Name, "http", a.HTTPAddr(), "node_id", a.nodeID,
 		"server", c.Server.Enabled, "data_dir", c.DataDir)
 	return nil
