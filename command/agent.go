@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -17,20 +18,30 @@ import (
 func agentCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "agent",
-		Usage:     "Run a drover agent (a control-plane server)",
+		Usage:     "Run a drover agent: a control-plane server, a client node, or both",
 		UsageText: "drover agent [options]",
 		Description: `Runs a drover agent in the foreground until SIGINT or SIGTERM, which make
 it leave the gossip pool and shut Raft down cleanly; started again on the
-same -data-dir it recovers all state.
+same -data-dir it recovers all state. A client node runs allocations in
+containerd: its own managed containerd under the data dir unless
+-containerd-socket names one; its tasks keep running across agent restarts.
 
 Examples:
   drover agent -dev
   drover agent -server -bootstrap-expect 3 -data-dir /var/lib/drover \
-      -bind 10.0.0.1 -join 10.0.0.2 -join 10.0.0.3`,
+      -bind 10.0.0.1 -join 10.0.0.2 -join 10.0.0.3
+  drover agent -client -data-dir /var/lib/drover -join 10.0.0.1`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "YAML config file; flags override it"},
-			&cli.BoolFlag{Name: "dev", Usage: "one server on 127.0.0.1 with a temporary data dir"},
+			&cli.BoolFlag{Name: "dev", Usage: "one server and client on 127.0.0.1 with a temporary data dir"},
 			&cli.BoolFlag{Name: "server", Usage: "run a control-plane server"},
+			&cli.BoolFlag{Name: "client", Usage: "run a client node that runs allocations"},
+			&cli.StringFlag{Name: "containerd-socket", Usage: "use this containerd instead of a managed one"},
+			&cli.StringFlag{Name: "containerd-namespace", Usage: "containerd namespace of this node's containers", Value: "drover"},
+			&cli.StringFlag{Name: "node-class", Usage: "node class, for constraints"},
+			&cli.StringSliceFlag{Name: "meta", Usage: "node metadata key=value (repeatable)"},
+			&cli.StringFlag{Name: "image-dir", Usage: "directory of image archives (*.tar) imported when an image is missing"},
+			&cli.StringSliceFlag{Name: "plain-http-registry", Usage: "registry host:port pulled over plain HTTP (repeatable)"},
 			&cli.IntFlag{Name: "bootstrap-expect", Usage: "bootstrap Raft once this many servers see each other"},
 			&cli.StringFlag{Name: "data-dir", Usage: "where the agent keeps its state"},
 			&cli.StringFlag{Name: "bind", Usage: "address to listen on", Value: "0.0.0.0"},
@@ -103,6 +114,7 @@ func agentConfig(c *cli.Context) (*agent.Config, error) {
 	if c.Bool("dev") {
 		cfg.Dev = true
 		cfg.Server.Enabled = true
+		cfg.Client.Enabled = true
 		cfg.BindAddr = "127.0.0.1"
 		cfg.Server.BootstrapExpect = 1
 		cfg.LogLevel = "info"
@@ -113,6 +125,31 @@ func agentConfig(c *cli.Context) (*agent.Config, error) {
 		}
 	}
 	set("server", func() { cfg.Server.Enabled = c.Bool("server") })
+	set("client", func() { cfg.Client.Enabled = c.Bool("client") })
+	set("containerd-socket", func() { cfg.Client.Containerd.Address = c.String("containerd-socket") })
+	set("containerd-namespace", func() { cfg.Client.Containerd.Namespace = c.String("containerd-namespace") })
+	set("node-class", func() { cfg.Client.NodeClass = c.String("node-class") })
+	set("image-dir", func() { cfg.Client.ImageDir = c.String("image-dir") })
+	set("plain-http-registry", func() {
+		cfg.Client.PlainHTTPRegistries = append(cfg.Client.PlainHTTPRegistries, c.StringSlice("plain-http-registry")...)
+	})
+	var metaErr error
+	set("meta", func() {
+		for _, kv := range c.StringSlice("meta") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				metaErr = fmt.Errorf("-meta %q: want key=value", kv)
+				return
+			}
+			if cfg.Client.Meta == nil {
+				cfg.Client.Meta = map[string]string{}
+			}
+			cfg.Client.Meta[k] = v
+		}
+	})
+	if metaErr != nil {
+		return nil, metaErr
+	}
 	set("bootstrap-expect", func() { cfg.Server.BootstrapExpect = c.Int("bootstrap-expect") })
 	set("data-dir", func() { cfg.DataDir = c.String("data-dir") })
 	set("bind", func() { cfg.BindAddr = c.String("bind") })
