@@ -57,6 +57,8 @@ type Agent struct {
 	IP      string
 	DataDir string
 	Args    []string
+	// Namespace is a client's containerd namespace.
+	Namespace string
 	bin     string
 	logPath string
 	cmd     *exec.Cmd
@@ -148,7 +150,9 @@ func (a *Agent) LogTail(n int) string {
 type Cluster struct {
 	Bin    string
 	Dir    string
-	Agents []*Agent
+	Agents []*Agent // servers
+	// Clients are client agents added with NewClient.
+	Clients []*Agent
 }
 
 // NewServers prepares n servers with -bootstrap-expect n, each joining the
@@ -181,8 +185,13 @@ func (c *Cluster) Start() error {
 	return nil
 }
 
-// Stop kills every agent.
+// Stop kills every agent, clients first, and removes what the clients
+// left in their containerd.
 func (c *Cluster) Stop() {
+	for _, a := range c.Clients {
+		a.Kill()
+		CleanupClient(a)
+	}
 	for _, a := range c.Agents {
 		a.Kill()
 	}
