@@ -1,0 +1,363 @@
+package containerd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/drover-sh/drover/structs"
+)
+
+const (
+	// maxSocketPath is sun_path's 108 bytes less the terminating NUL.
+	maxSocketPath = 107
+	// ttrpcSuffix is appended by containerd to the gRPC address for its
+	// ttrpc socket, the longer of the two.
+	ttrpcSuffix = ".ttrpc"
+
+	defaultStartTimeout = 30 * time.Second
+	stopTimeout         = 10 * time.Second
+	pollInterval        = 25 * time.Millisecond
+)
+
+// ManagedConfig configures a containerd the agent runs itself.
+type ManagedConfig struct {
+	// DataDir holds config.toml, the socket, the pid file, the log and
+	// containerd's root and state directories.
+	DataDir string
+	// Binary is the containerd executable ("containerd" on PATH when
+	// empty).
+	Binary string
+	// StartTimeout bounds waiting for the socket to answer (30s when 0).
+	StartTimeout time.Duration
+	Logger       hclog.Logger
+}
+
+// Managed is a containerd started (or adopted) by the agent. It runs in
+// its own process group and survives the agent: its tasks' shims do not
+// depend on it, and an agent that comes back adopts it.
+type Managed struct {
+	cfg     ManagedConfig
+	logger  hclog.Logger
+	sock    string
+	pid     int
+	adopted bool
+	// exited is closed when our own child has been reaped; nil when the
+	// process was adopted, since only its parent can wait for it.
+	exited chan struct{}
+}
+
+// StartManaged starts containerd with a config under cfg.DataDir, or adopts
+// the one already answering on that socket (left by an agent that was
+// killed), and returns once the socket answers.
+func StartManaged(cfg ManagedConfig) (*Managed, error) {
+	if cfg.DataDir == "" {
+		return nil, structs.NewError(structs.ErrInvalid, "data_dir: must not be empty")
+	}
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("managed containerd: data_dir %s: %w", cfg.DataDir, err)
+	}
+	cfg.DataDir = dir
+	if cfg.Binary == "" {
+		cfg.Binary = "containerd"
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = defaultStartTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	m := &Managed{
+		cfg:    cfg,
+		logger: cfg.Logger.Named("containerd"),
+		sock:   filepath.Join(dir, "containerd.sock"),
+	}
+	if n := len(m.sock) + len(ttrpcSuffix); n > maxSocketPath {
+		return nil, structs.NewError(structs.ErrInvalid,
+			"data_dir: %s makes the socket path %s%s %d bytes long; unix sockets allow %d: use a shorter data_dir",
+			dir, m.sock, ttrpcSuffix, n, maxSocketPath)
+	}
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return nil, fmt.Errorf("managed containerd: %w", err)
+	}
+
+	if pid, ok := socketPeer(m.sock); ok && isContainerd(pid) {
+		return m.adopt(pid)
+	}
+	if pid, err := m.readPID(); err == nil && isContainerd(pid) {
+		// Started but not listening yet, or listening somewhere else:
+		// waiting tells which.
+		return m.adopt(pid)
+	}
+	if err := m.start(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Address is containerd's gRPC socket.
+func (m *Managed) Address() string { return m.sock }
+
+// PID is containerd's process id.
+func (m *Managed) PID() int { return m.pid }
+
+// Adopted reports whether this containerd was found running rather than
+// started.
+func (m *Managed) Adopted() bool { return m.adopted }
+
+func (m *Managed) path(name string) string { return filepath.Join(m.cfg.DataDir, name) }
+
+func (m *Managed) adopt(pid int) (*Managed, error) {
+	m.pid, m.adopted = pid, true
+	if err := m.waitReady(); err != nil {
+		return nil, fmt.Errorf("managed containerd: adopting pid %d: %w", pid, err)
+	}
+	if err := m.writePID(); err != nil {
+		return nil, err
+	}
+	m.logger.Info("adopted running containerd", "pid", pid, "address", m.sock)
+	return m, nil
+}
+
+func (m *Managed) start() error {
+	bin, err := exec.LookPath(m.cfg.Binary)
+	if err != nil {
+		return fmt.Errorf("managed containerd: %s not found: install the containerd package: %w", m.cfg.Binary, err)
+	}
+	config := m.path("config.toml")
+	if err := os.WriteFile(config, []byte(m.config()), 0o600); err != nil {
+		return fmt.Errorf("managed containerd: %w", err)
+	}
+	// Nobody answers on it (checked by the caller): a socket file left by
+	// a containerd that died would make the listen fail.
+	for _, s := range []string{m.sock, m.sock + ttrpcSuffix} {
+		if err := os.Remove(s); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("managed containerd: removing stale socket: %w", err)
+		}
+	}
+	logf, err := os.OpenFile(m.path("containerd.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("managed containerd: %w", err)
+	}
+	defer logf.Close()
+
+	cmd := exec.Command(bin, "--config", config)
+	cmd.Dir = m.cfg.DataDir
+	// The file, not a pipe: containerd keeps logging after the agent dies.
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group, so a ^C or a signal to the agent's group does
+	// not take containerd down with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("managed containerd: starting %s: %w", bin, err)
+	}
+	m.pid = cmd.Process.Pid
+	m.exited = make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(m.exited)
+	}()
+	if err := m.writePID(); err != nil {
+		_ = m.Stop()
+		return err
+	}
+	if err := m.waitReady(); err != nil {
+		_ = m.Stop()
+		return fmt.Errorf("managed containerd: %w; log %s ends with:\n%s", err, m.path("containerd.log"), tail(m.path("containerd.log"), 20))
+	}
+	m.logger.Info("started containerd", "pid", m.pid, "address", m.sock)
+	return nil
+}
+
+// config is containerd's config: everything under DataDir, no CRI.
+func (m *Managed) config() string {
+	return fmt.Sprintf(`# Written by drover; rewritten at each start.
+version = 2
+root = %s
+state = %s
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = %s
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = %s
+`, tomlString(m.path("root")), tomlString(m.path("state")), tomlString(m.sock), tomlString(m.path("opt")))
+}
+
+func tomlString(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// waitReady waits until containerd answers a Version call, or its process
+// is gone, or StartTimeout passes.
+func (m *Managed) waitReady() error {
+	deadline := time.Now().Add(m.cfg.StartTimeout)
+	for {
+		if !m.alive() {
+			return fmt.Errorf("containerd (pid %d) exited before answering on %s", m.pid, m.sock)
+		}
+		// A plain dial first: a gRPC client that failed once backs off
+		// for a second before trying again, a dial costs nothing.
+		if _, ok := socketPeer(m.sock); ok {
+			if err := version(m.sock); err == nil {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("containerd (pid %d) did not answer on %s within %s", m.pid, m.sock, m.cfg.StartTimeout)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+func version(sock string) error {
+	c, err := client.New(sock)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = c.Version(ctx)
+	return err
+}
+
+// Stop stops containerd: SIGTERM, then SIGKILL after a grace period. Tasks
+// keep running under their shims, and a later StartManaged on the same
+// DataDir finds them again.
+func (m *Managed) Stop() error {
+	defer os.Remove(m.path("containerd.pid"))
+	if !m.alive() {
+		return nil
+	}
+	if err := syscall.Kill(m.pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("managed containerd: stopping pid %d: %w", m.pid, err)
+	}
+	if m.waitGone(stopTimeout) {
+		m.logger.Info("stopped containerd", "pid", m.pid)
+		return nil
+	}
+	m.logger.Warn("containerd ignored SIGTERM, killing it", "pid", m.pid, "timeout", stopTimeout)
+	if err := syscall.Kill(m.pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("managed containerd: killing pid %d: %w", m.pid, err)
+	}
+	if !m.waitGone(stopTimeout) {
+		return fmt.Errorf("managed containerd: pid %d still running after SIGKILL", m.pid)
+	}
+	return nil
+}
+
+func (m *Managed) waitGone(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for m.alive() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(pollInterval)
+	}
+	return true
+}
+
+func (m *Managed) alive() bool {
+	if m.exited != nil {
+		select {
+		case <-m.exited:
+			return false
+		default:
+			return true
+		}
+	}
+	return processAlive(m.pid)
+}
+
+func (m *Managed) writePID() error {
+	if err := os.WriteFile(m.path("containerd.pid"), []byte(strconv.Itoa(m.pid)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("managed containerd: %w", err)
+	}
+	return nil
+}
+
+func (m *Managed) readPID() (int, error) {
+	b, err := os.ReadFile(m.path("containerd.pid"))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// socketPeer dials a unix socket and returns the pid of the process that
+// accepted (SO_PEERCRED): that is the one to adopt, whatever a pid file
+// says.
+func socketPeer(sock string) (int, bool) {
+	conn, err := net.DialTimeout("unix", sock, time.Second)
+	if err != nil {
+		return 0, false
+	}
+	defer conn.Close()
+	raw, err := conn.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var cred *syscall.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	}); err != nil || credErr != nil {
+		return 0, false
+	}
+	return int(cred.Pid), true
+}
+
+// isContainerd reports a live, non-zombie process named containerd.
+func isContainerd(pid int) bool {
+	if pid <= 0 || !processAlive(pid) {
+		return false
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return err == nil && strings.TrimSpace(string(comm)) == "containerd"
+}
+
+// processAlive is false for a zombie: it has exited, only nobody reaped it.
+func processAlive(pid int) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name, which may itself
+	// contain spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return true
+	}
+	return stat[i+2] != 'Z'
+}
+
+// tail returns the last n lines of a file, for error messages.
+func tail(p string, n int) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
