@@ -25,8 +25,8 @@ missing=()
 command -v umoci >/dev/null 2>&1 || missing+=(umoci)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 # The dynamic busybox package also installs /bin/busybox; only the static
-# one runs in an image with no libc.
-if [ ! -x "$busybox" ] || readelf -l "$busybox" 2>/dev/null | grep -q INTERP; then
+# one runs in an image with no libc (ldd fails on a static binary).
+if [ ! -x "$busybox" ] || ldd "$busybox" >/dev/null 2>&1; then
 	missing+=(busybox-static)
 fi
 if [ ${#missing[@]} -gt 0 ]; then

@@ -67,7 +67,7 @@ func requireRuntime(t testing.TB) {
 	}
 	for bin, pkg := range map[string]string{
 		"containerd": "containerd", "runc": "runc", "umoci": "umoci", "skopeo": "skopeo",
-		"docker-registry": "docker-registry", "curl": "curl", "readelf": "binutils",
+		"docker-registry": "docker-registry", "curl": "curl",
 	} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("%s not found on PATH: install the %s package (scripts/install-deps.sh installs all test dependencies)", bin, pkg)

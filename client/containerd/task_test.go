@@ -2,8 +2,10 @@ package containerd
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -349,4 +351,29 @@ func TestListTasks(t *testing.T) {
 	infos, err = other.ListTasks(ctx)
 	require.NoError(t, err)
 	require.Empty(t, infos)
+}
+
+// A running task costs the driver one waiter goroutine and a little heap,
+// whatever the number of tasks (the agent's RSS budget is per node).
+func TestDriver_CostPerRunningTask(t *testing.T) {
+	d, f := pulled(t)
+	ctx := context.Background()
+	const n = 20
+	// Twice: sync.Pool contents survive one collection.
+	runtime.GC()
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	g0 := runtime.NumGoroutine()
+	for i := range n {
+		_, err := d.StartTask(ctx, taskConfig(t, f, fmt.Sprintf("cost-%d", i), "/bin/sleep", "1000"))
+		require.NoError(t, err)
+	}
+	extra := func() int { return runtime.NumGoroutine() - g0 }
+	require.Eventually(t, func() bool { return extra() <= n+4 }, 5*time.Second, 10*time.Millisecond,
+		"goroutines grew by %d for %d tasks", extra(), n)
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	t.Logf("%d running tasks: %+d goroutines, live heap %+d KiB", n, extra(), (int64(after.HeapAlloc)-int64(before.HeapAlloc))>>10)
 }
