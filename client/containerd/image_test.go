@@ -10,7 +10,9 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -146,6 +148,34 @@ func TestPullImage_ImportsFromImageDir(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, waitExit(t, d, cfg.ID, 10*time.Second).ExitCode)
 	readEventually(t, cfg.StdoutPath, "from the archive\n")
+}
+
+func TestPullImage_ImportsDockerAndBareTagArchives(t *testing.T) {
+	f := sharedFixture(t)
+	dir := t.TempDir()
+	layout := "oci:" + filepath.Join(f.imageDir, "oci") + ":latest"
+	for _, dest := range []string{
+		// What `docker save` makes: RepoTags in manifest.json.
+		"docker-archive:" + filepath.Join(dir, "saved.tar") + ":drover/app:1",
+		// An OCI archive whose ref name is only a tag: named by its file.
+		"oci-archive:" + filepath.Join(dir, "tool.tar") + ":v2",
+	} {
+		out, err := exec.Command("skopeo", "--insecure-policy", "copy", "--quiet", layout, dest).CombinedOutput()
+		require.NoError(t, err, string(out))
+	}
+	d, _ := newDriver(t, func(c *Config) { c.ImageDir = dir })
+	ctx := context.Background()
+	for image, archive := range map[string]string{"drover/app:1": "saved.tar", "tool:v2": "tool.tar"} {
+		desc, err := d.PullImage(ctx, image)
+		require.NoError(t, err, image)
+		require.Regexp(t, `^imported from `+archive, desc)
+		cfg := taskConfig(t, f, strings.NewReplacer("/", "-", ":", "-").Replace(image), "/bin/echo", image)
+		cfg.Image = image
+		_, err = d.StartTask(ctx, cfg)
+		require.NoError(t, err)
+		require.Zero(t, waitExit(t, d, cfg.ID, 10*time.Second).ExitCode)
+		readEventually(t, cfg.StdoutPath, image+"\n")
+	}
 }
 
 func TestOCIRefName(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -150,6 +151,29 @@ func TestStartTask_HostNetwork(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, waitExit(t, d, cfg.ID, 10*time.Second).ExitCode)
 	readEventually(t, cfg.StdoutPath, hostNS+"\n")
+}
+
+func TestStartTask_JoinsNetworkNamespace(t *testing.T) {
+	d, f := pulled(t)
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Fatalf("ip not found: install the iproute2 package")
+	}
+	name := "drover-test-" + randomHex(4)
+	out, err := exec.Command("ip", "netns", "add", name).CombinedOutput()
+	require.NoError(t, err, string(out))
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", name).Run() })
+	path := filepath.Join("/run/netns", name)
+	var st syscall.Stat_t
+	require.NoError(t, syscall.Stat(path, &st))
+
+	cfg := taskConfig(t, f, "bridged", "/bin/sh", "-c", "readlink /proc/self/ns/net; cat /etc/hosts")
+	cfg.NetNSPath = path
+	cfg.Hostname = "web-1"
+	_, err = d.StartTask(context.Background(), cfg)
+	require.NoError(t, err)
+	require.Zero(t, waitExit(t, d, cfg.ID, 10*time.Second).ExitCode, readFile(t, cfg.StderrPath))
+	readEventually(t, cfg.StdoutPath, fmt.Sprintf("net:[%d]\n", st.Ino)+
+		"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tweb-1\n")
 }
 
 func TestStartTask_FailureLeavesNothing(t *testing.T) {
