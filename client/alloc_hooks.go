@@ -71,8 +71,9 @@ func (networkHook) prerun(ctx context.Context, ar *allocRunner) error {
 		return nil // restored: the namespace outlived the agent
 	}
 	if ar.c.cfg.Network == nil {
+		note := fmt.Sprintf("network mode %s: this client has no network setup; the tasks use the host's network", ar.group().Network.Mode)
 		ar.mu.Lock()
-		ar.netNote = fmt.Sprintf("network mode %s: this client has no network setup; the tasks use the host's network", ar.group().Network.Mode)
+		ar.netNote = note
 		ar.mu.Unlock()
 		return nil
 	}

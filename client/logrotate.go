@@ -18,9 +18,10 @@ import (
 // each file open with O_APPEND and keeps writing while the agent is away,
 // so a file cannot be renamed away from it: rotation copies the file to
 // <file>.1 (shifting older copies up to <file>.N) and truncates it in
-// place. Whatever the task writes between the copy and the truncate is
-// lost; the window is one copy's length. One goroutine serves every task
-// of the client with a stat per file per tick.
+// place. Output written between the copy's last catch-up and the
+// truncate (microseconds) is lost; that is the price of copy-truncate.
+// One goroutine serves every task of the client with a stat per file
+// per tick.
 type logRotator struct {
 	maxBytes int64
 	maxFiles int
@@ -32,12 +33,14 @@ type logRotator struct {
 
 	mu    sync.Mutex
 	files map[string]int // path -> number of registrations
-
-	rotations int64 // guarded by mu, for tests
+	// gens counts each path's rotations in this process, so a log
+	// reader that slept through several knows which copies are new.
+	gens map[string]uint64
 }
 
 func newLogRotator(maxBytes int64, maxFiles int, logger hclog.Logger) *logRotator {
-	return &logRotator{maxBytes: maxBytes, maxFiles: maxFiles, logger: logger.Named("logs"), files: make(map[string]int)}
+	return &logRotator{maxBytes: maxBytes, maxFiles: maxFiles, logger: logger.Named("logs"),
+		files: make(map[string]int), gens: make(map[string]uint64)}
 }
 
 // add starts watching path.
@@ -88,46 +91,60 @@ func (r *logRotator) check() {
 		if err != nil || fi.Size() <= r.maxBytes {
 			continue
 		}
-		r.rotating.Lock()
-		err = rotateLog(p, r.maxFiles)
-		r.rotating.Unlock()
-		if err != nil {
+		if err := r.rotate(p); err != nil {
 			r.logger.Warn("rotating log failed", "path", p, "error", err)
-			continue
 		}
-		r.mu.Lock()
-		r.rotations++
-		r.mu.Unlock()
 	}
+}
+
+// rotate rotates one file now.
+func (r *logRotator) rotate(path string) error {
+	r.rotating.Lock()
+	defer r.rotating.Unlock()
+	if err := rotateLog(path, r.maxFiles); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.gens[path]++
+	r.mu.Unlock()
+	return nil
+}
+
+// generation is how many times path was rotated by this process.
+func (r *logRotator) generation(path string) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gens[path]
 }
 
 // rotateLog shifts path.1..path.(keep-1) up by one (dropping path.keep),
 // copies path to path.1 and truncates path. keep 0 only truncates.
 func rotateLog(path string, keep int) error {
-	if keep > 0 {
-		if err := os.Remove(rotatedName(path, keep)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
+	if keep == 0 {
+		if err := os.Truncate(path, 0); err != nil {
+			return fmt.Errorf("truncating %s: %w", path, err)
 		}
-		for i := keep - 1; i >= 1; i-- {
-			err := os.Rename(rotatedName(path, i), rotatedName(path, i+1))
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-		}
-		if err := copyToRotated(path, rotatedName(path, 1)); err != nil {
+		return nil
+	}
+	if err := os.Remove(rotatedName(path, keep)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for i := keep - 1; i >= 1; i-- {
+		err := os.Rename(rotatedName(path, i), rotatedName(path, i+1))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
-	if err := os.Truncate(path, 0); err != nil {
-		return fmt.Errorf("truncating %s: %w", path, err)
-	}
-	return nil
+	return copyTruncate(path, rotatedName(path, 1))
 }
 
-// copyToRotated copies src to dst through a temporary file, so a reader
-// never sees a half-written dst.
-func copyToRotated(src, dst string) error {
-	in, err := os.Open(src)
+// copyTruncate copies src to dst and truncates src. Output appended
+// while the copy runs is caught up before the truncate, so only what
+// lands between the last size check and the truncate itself is lost.
+// dst is written under a temporary name and renamed last, so a reader
+// never sees it half-written.
+func copyTruncate(src, dst string) error {
+	in, err := os.OpenFile(src, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
@@ -137,14 +154,35 @@ func copyToRotated(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
+	fail := func(err error) error {
 		out.Close()
 		os.Remove(tmp)
-		return fmt.Errorf("copying %s: %w", src, err)
+		return fmt.Errorf("rotating %s: %w", src, err)
+	}
+	copied, err := io.Copy(out, in)
+	if err != nil {
+		return fail(err)
+	}
+	for range 3 {
+		fi, err := in.Stat()
+		if err != nil {
+			return fail(err)
+		}
+		if fi.Size() <= copied {
+			break
+		}
+		n, err := io.Copy(out, io.NewSectionReader(in, copied, fi.Size()-copied))
+		copied += n
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if err := in.Truncate(0); err != nil {
+		return fail(err)
 	}
 	if err := out.Close(); err != nil {
 		os.Remove(tmp)
-		return err
+		return fmt.Errorf("rotating %s: %w", src, err)
 	}
 	return os.Rename(tmp, dst)
 }

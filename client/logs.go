@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/drover-sh/drover/structs"
@@ -48,11 +47,11 @@ func (c *Client) StreamLogs(ctx context.Context, allocID, task, typ string, offs
 	if follow {
 		done = tr.finished
 	}
-	return streamLogFiles(ctx, base, offset, fromEnd, done, &c.rotator.rotating, w)
+	return streamLogFiles(ctx, c.rotator, base, offset, fromEnd, done, w)
 }
 
 // maxLogChunk bounds what one read of a followed file holds in memory.
-const maxLogChunk = 1 << 20
+const maxLogChunk = 256 << 10
 
 type logFile struct {
 	f    *os.File
@@ -100,16 +99,18 @@ func rotatedLogs(base string) []logFile {
 }
 
 // streamLogFiles is StreamLogs on files: base and its rotated copies.
-// rotation is held (read-locked) while the files are looked at, so a
-// rotation (copy, then truncate) is seen whole or not at all. done, when
-// set, makes it follow base until done reports true (checked before a
-// last read, so nothing written before the end is missed).
-func streamLogFiles(ctx context.Context, base string, offset int64, fromEnd bool, done func() bool, rotation *sync.RWMutex, w io.Writer) error {
-	rotation.RLock()
+// The rotator's lock is held (shared) while the files are looked at, so
+// a rotation is seen whole or not at all, and its generation count says
+// how many rotations a follower slept through: the oldest of the copies
+// made since holds the rest of what it was reading. done, when set, makes
+// it follow base until done reports true (checked before a last read, so
+// nothing written before the end is missed).
+func streamLogFiles(ctx context.Context, r *logRotator, base string, offset int64, fromEnd bool, done func() bool, w io.Writer) error {
+	r.rotating.RLock()
 	files := rotatedLogs(base)
-	lastRot, _ := os.Stat(rotatedName(base, 1))
+	gen := r.generation(base)
 	cur, err := os.Open(base)
-	rotation.RUnlock()
+	r.rotating.RUnlock()
 	defer func() {
 		for _, f := range files {
 			f.f.Close()
@@ -160,7 +161,7 @@ func streamLogFiles(ctx context.Context, base string, offset int64, fromEnd bool
 	chunk := make([]byte, maxLogChunk)
 	for ctx.Err() == nil {
 		finished := done != nil && done()
-		rotation.RLock()
+		r.rotating.RLock()
 		var tail []byte
 		var n int
 		err := func() error {
@@ -174,32 +175,26 @@ func streamLogFiles(ctx context.Context, base string, offset int64, fromEnd bool
 				}
 				cur = f
 			}
-			rot, _ := os.Stat(rotatedName(base, 1))
-			fi, err := cur.Stat()
-			if err != nil {
-				return err
-			}
-			switch {
-			case rot != nil && (lastRot == nil || !os.SameFile(lastRot, rot)):
-				// Rotated since we last looked: what we had not read
-				// yet went into the newest copy.
-				lastRot = rot
-				if rot.Size() > pos {
-					if tail, err = readRange(rotatedName(base, 1), pos, rot.Size()); err != nil {
-						return err
-					}
+			if g := r.generation(base); g != gen {
+				var err error
+				tail, err = rotatedSince(base, g-gen, r.maxFiles, pos)
+				if err != nil {
+					return err
 				}
-				pos = 0
-			case fi.Size() < pos:
-				pos = 0 // truncated with no copy kept
+				gen, pos = g, 0
+			} else if fi, err := cur.Stat(); err != nil {
+				return err
+			} else if fi.Size() < pos {
+				pos = 0 // truncated by someone else
 			}
+			var err error
 			n, err = cur.ReadAt(chunk, pos)
 			if err == io.EOF {
 				err = nil
 			}
 			return err
 		}()
-		rotation.RUnlock()
+		r.rotating.RUnlock()
 		if err != nil {
 			return err
 		}
@@ -228,6 +223,38 @@ func streamLogFiles(ctx context.Context, base string, offset int64, fromEnd bool
 		}
 	}
 	return nil
+}
+
+// rotatedSince returns what a reader at pos of base missed over k
+// rotations: the rest of copy .k (the file it was reading), then copies
+// .k-1 .. .1 whole. Copies past keep are gone; what they held is lost to
+// a reader that slow.
+func rotatedSince(base string, k uint64, keep int, pos int64) ([]byte, error) {
+	var out []byte
+	from := pos
+	if k > uint64(keep) {
+		k, from = uint64(keep), 0
+	}
+	for i := int(k); i >= 1; i-- {
+		path := rotatedName(base, i)
+		fi, err := os.Stat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			from = 0
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if fi.Size() > from {
+			b, err := readRange(path, from, fi.Size())
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, b...)
+		}
+		from = 0
+	}
+	return out, nil
 }
 
 // readRange returns bytes [from, to) of path.

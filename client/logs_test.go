@@ -77,10 +77,10 @@ func TestStreamLogFiles_AcrossRotatedFiles(t *testing.T) {
 	require.NoError(t, os.WriteFile(base+".1", []byte("bbbb\n"), 0o644))
 	require.NoError(t, os.WriteFile(base, []byte("cccc\n"), 0o644))
 	require.NoError(t, os.WriteFile(base+".1.tmp", []byte("junk"), 0o644))
-	var mu sync.RWMutex
+	r := newLogRotator(100, 2, hclog.NewNullLogger())
 	read := func(offset int64, fromEnd bool) string {
 		var b bytes.Buffer
-		require.NoError(t, streamLogFiles(context.Background(), base, offset, fromEnd, nil, &mu, &b))
+		require.NoError(t, streamLogFiles(context.Background(), r, base, offset, fromEnd, nil, &b))
 		return b.String()
 	}
 	require.Equal(t, "aaaa\nbbbb\ncccc\n", read(0, false), "oldest first")
@@ -93,7 +93,7 @@ func TestStreamLogFiles_AcrossRotatedFiles(t *testing.T) {
 
 	missing := filepath.Join(t.TempDir(), "none.stdout")
 	var b bytes.Buffer
-	require.NoError(t, streamLogFiles(context.Background(), missing, 0, false, nil, &mu, &b))
+	require.NoError(t, streamLogFiles(context.Background(), r, missing, 0, false, nil, &b))
 	require.Empty(t, b.String())
 }
 
@@ -123,7 +123,7 @@ func TestStreamLogFiles_FollowAcrossRotation(t *testing.T) {
 	var out syncBuffer
 	errCh := make(chan error, 1)
 	go func() {
-		errCh <- streamLogFiles(context.Background(), base, 0, false, done.Load, &r.rotating, &out)
+		errCh <- streamLogFiles(context.Background(), r, base, 0, false, done.Load, &out)
 	}()
 	waitFor := func(want string) {
 		t.Helper()
@@ -164,10 +164,10 @@ func TestStreamLogFiles_FollowEndsWithContext(t *testing.T) {
 	base := filepath.Join(t.TempDir(), "web.stderr")
 	appendFile(t, base, "x\n")
 	ctx, cancel := context.WithCancel(context.Background())
-	var mu sync.RWMutex
+	r := newLogRotator(100, 2, hclog.NewNullLogger())
 	errCh := make(chan error, 1)
 	var out syncBuffer
-	go func() { errCh <- streamLogFiles(ctx, base, 0, false, func() bool { return false }, &mu, &out) }()
+	go func() { errCh <- streamLogFiles(ctx, r, base, 0, false, func() bool { return false }, &out) }()
 	require.Eventually(t, func() bool { return out.String() == "x\n" }, 5*time.Second, 10*time.Millisecond)
 	cancel()
 	select {
@@ -176,4 +176,23 @@ func TestStreamLogFiles_FollowEndsWithContext(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("follow did not end with its context")
 	}
+}
+
+func TestRotatedSince(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "web.stdout")
+	require.NoError(t, os.WriteFile(base+".3", []byte("oldest"), 0o644))
+	require.NoError(t, os.WriteFile(base+".2", []byte("middle"), 0o644))
+	require.NoError(t, os.WriteFile(base+".1", []byte("newest"), 0o644))
+
+	got, err := rotatedSince(base, 1, 3, 3)
+	require.NoError(t, err)
+	require.Equal(t, "est", string(got), "one rotation: the rest of the newest copy")
+
+	got, err = rotatedSince(base, 2, 3, 2)
+	require.NoError(t, err)
+	require.Equal(t, "ddlenewest", string(got), "two: the rest of .2, then .1 whole")
+
+	got, err = rotatedSince(base, 5, 3, 4)
+	require.NoError(t, err)
+	require.Equal(t, "oldestmiddlenewest", string(got), "more than kept: what is left, whole")
 }

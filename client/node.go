@@ -127,24 +127,26 @@ func (c *Client) nodeLoop() {
 	}
 	hb := time.NewTimer(c.heartbeatDelay())
 	defer hb.Stop()
-	var retry *time.Timer // pending registration retry
-	var retryC <-chan time.Time
+	// retry re-sends a registration that failed; stopped while none is
+	// pending.
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	failures := time.Duration(0)
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
 		case <-c.reregister:
+			retry.Stop()
 			if err := c.register(); err != nil && err != errShutdown {
 				c.logger.Warn("registering the new fingerprint failed; retrying", "error", err)
-				retry = time.NewTimer(time.Second)
-				retryC = retry.C
+				retry.Reset(time.Second)
 			}
-		case <-retryC:
-			retryC = nil
+		case <-retry.C:
 			if err := c.register(); err != nil && err != errShutdown {
+				c.logger.Warn("registering the new fingerprint failed; retrying", "error", err)
 				retry.Reset(5 * time.Second)
-				retryC = retry.C
 			}
 		case <-hb.C:
 			err := c.heartbeat()

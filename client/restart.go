@@ -50,6 +50,14 @@ func defaultJitter(d time.Duration) time.Duration {
 	return rand.N(d/4 + 1)
 }
 
+// setPolicy takes the group's policy as it is now (an in-place update
+// may have changed it); the counters carry over.
+func (r *restartTracker) setPolicy(p *structs.RestartPolicy) {
+	if p != nil {
+		r.policy = *p
+	}
+}
+
 // onExit judges a process that ended by itself.
 func (r *restartTracker) onExit(res *driver.ExitResult, now time.Time) restartDecision {
 	if r.batch && res.Successful() {

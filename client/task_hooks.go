@@ -154,12 +154,17 @@ func envName(s string) string {
 	}, s)
 }
 
-// imageHook makes the image available (pulling -> pulled).
+// imageHook makes the image available (pulling -> pulled). Restarts after
+// a successful start skip it; a failed start pulls again next time, in
+// case the image was removed meanwhile.
 type imageHook struct{}
 
 func (imageHook) name() string { return "image" }
 
 func (imageHook) prestart(ctx context.Context, tr *taskRunner, cfg *driver.TaskConfig) error {
+	if tr.pulledImage == cfg.Image {
+		return nil // a restart of a task that started from it
+	}
 	tr.update(event(structs.TaskEventPulling, "pulling image "+cfg.Image), nil)
 	start := time.Now()
 	how, err := tr.c.driver.PullImage(ctx, cfg.Image)
@@ -170,6 +175,7 @@ func (imageHook) prestart(ctx context.Context, tr *taskRunner, cfg *driver.TaskC
 		how = fmt.Sprintf("pulled in %s", time.Since(start).Round(time.Millisecond))
 	}
 	tr.update(event(structs.TaskEventPulled, how), nil)
+	tr.pulledImage = cfg.Image
 	return nil
 }
 

@@ -55,8 +55,9 @@ type taskRunner struct {
 	// (a start was attempted, or an earlier agent ran it), so the next
 	// start clears what is left first.
 	mayHaveContainer bool
-	logsWatched      bool // the rotator watches the log files
-	setupNoted       bool // run's goroutine only
+	logsWatched      bool   // the rotator watches the log files
+	setupNoted       bool   // run's goroutine only
+	pulledImage      string // run's goroutine only: the image ready for restarts
 }
 
 func newTaskRunner(ar *allocRunner, task *structs.Task, restored *state.TaskState) *taskRunner {
@@ -192,7 +193,9 @@ func (tr *taskRunner) run() {
 						tr.finish(false, event(structs.TaskEventKilled, "killed before it started: "+tr.killReason))
 						return
 					}
+					tr.pulledImage = ""
 					tr.update(event(structs.TaskEventDriverFailure, err.Error()), nil)
+					tr.restarts.setPolicy(tr.ar.group().Restart)
 					if !tr.decide(tr.restarts.onStartFailure(err, time.Now())) {
 						return
 					}
@@ -221,6 +224,7 @@ func (tr *taskRunner) run() {
 		tr.update(ev, nil)
 		tr.runExitedHooks()
 		handle = nil
+		tr.restarts.setPolicy(tr.ar.group().Restart)
 		if !tr.decide(tr.restarts.onExit(res, time.Now())) {
 			return
 		}
