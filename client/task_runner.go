@@ -381,7 +381,7 @@ func (tr *taskRunner) wait(h *driver.TaskHandle) (outcome, *driver.ExitResult) {
 // stopTask stops a running task for good (killing -> killed).
 func (tr *taskRunner) stopTask(h *driver.TaskHandle) {
 	timeout := tr.ar.killTimeout(tr.name)
-	tr.update(event(structs.TaskEventKilling, fmt.Sprintf("%s; sent SIGTERM, SIGKILL after %s", tr.killReason, timeout)), nil)
+	tr.update(event(structs.TaskEventKilling, fmt.Sprintf("%s; sending the stop signal, SIGKILL after %s", tr.killReason, timeout)), nil)
 	res, err := tr.signalStop(h, timeout)
 	if tr.c.ctx.Err() != nil {
 		return // a restarted client finds the task and stops it then
@@ -396,9 +396,10 @@ func (tr *taskRunner) stopTask(h *driver.TaskHandle) {
 	tr.finish(false, ev)
 }
 
-// signalStop stops the process and learns how it ended.
+// signalStop stops the process and learns how it ended. The signal is
+// left to the driver: the image's stop signal, else SIGTERM.
 func (tr *taskRunner) signalStop(h *driver.TaskHandle, timeout time.Duration) (*driver.ExitResult, error) {
-	err := tr.c.driver.StopTask(tr.c.ctx, h.ID, timeout, "SIGTERM")
+	err := tr.c.driver.StopTask(tr.c.ctx, h.ID, timeout, "")
 	if errors.Is(err, driver.ErrTaskNotFound) {
 		return nil, nil
 	}
