@@ -67,10 +67,8 @@ func TestClient_WaitsForServers(t *testing.T) {
 			}
 		}
 	}
-	go func() {
-		time.Sleep(200 * time.Millisecond) // the gossip delay being simulated
-		close(known)
-	}()
+	// Gossip finds the servers a little later.
+	time.AfterFunc(200*time.Millisecond, func() { close(known) })
 	n.start()
 }
 

@@ -55,6 +55,25 @@ func TestClient_RestartReattaches(t *testing.T) {
 	require.False(t, n.store.Exists(id))
 }
 
+func TestClient_ReattachOutlastsARuntimeHiccup(t *testing.T) {
+	srv := testServer(t)
+	n := newTestNode(t, srv)
+	c := n.start()
+	_, a := runningAlloc(t, srv, nil)
+	id := taskID(a)
+	require.NoError(t, c.Shutdown())
+
+	// The runtime does not answer the first waits after the restart.
+	n.store.FailWaits(2)
+	c = n.start()
+	require.Eventually(t, func() bool { return n.store.CallCount("WaitTask", id) >= 3 }, 5*time.Second, 10*time.Millisecond)
+	require.True(t, n.store.Running(id))
+	require.Equal(t, 1, n.store.CallCount("StartTask", id), "the task was not given up for lost")
+	ts := c.Allocs()[0].TaskStates["work"]
+	require.Equal(t, structs.TaskStateRunning, ts.State)
+	require.NotContains(t, eventTypes(ts), structs.TaskEventTerminated)
+}
+
 func TestClient_ExitWhileDownIsSeenWithItsExitCode(t *testing.T) {
 	srv := testServer(t)
 	n := newTestNode(t, srv)

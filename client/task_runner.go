@@ -20,6 +20,10 @@ const maxTaskEvents = 10
 // exitLearnTimeout bounds waiting for the exit of a task just stopped.
 const exitLearnTimeout = 5 * time.Second
 
+// waitAttempts is how many times WaitTask is tried (250ms, 500ms, 1s, 2s
+// apart) before a task whose runtime does not answer counts as lost.
+const waitAttempts = 5
+
 // taskRunner runs one task of an allocation through its life: received,
 // (restart delay,) prestart hooks (dirs, env, image), start, poststart
 // hooks, wait, exited hooks, then restart by policy or finish with the
@@ -353,12 +357,38 @@ func (tr *taskRunner) start() (*driver.TaskHandle, error) {
 func (tr *taskRunner) wait(h *driver.TaskHandle) (outcome, *driver.ExitResult) {
 	ctx, cancel := context.WithCancel(tr.c.ctx)
 	defer cancel()
-	ch, err := tr.c.driver.WaitTask(ctx, h.ID)
-	if err != nil {
+	var ch <-chan *driver.ExitResult
+	// A runtime that does not answer for a moment is asked again before
+	// the task is given up for lost: restarting it would kill a process
+	// that may be running fine.
+	delay := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		var err error
+		ch, err = tr.c.driver.WaitTask(ctx, h.ID)
+		if err == nil {
+			break
+		}
 		if tr.c.ctx.Err() != nil {
 			return outShutdown, nil
 		}
-		return outExited, &driver.ExitResult{Err: fmt.Errorf("waiting on task %s: %w", h.ID, err)}
+		if errors.Is(err, driver.ErrTaskNotFound) || attempt == waitAttempts {
+			return outExited, &driver.ExitResult{Err: fmt.Errorf("waiting on task %s: %w", h.ID, err)}
+		}
+		tr.logger.Warn("waiting on task failed; retrying", "task_id", h.ID, "retry_in", delay, "error", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-tr.killCh:
+			t.Stop()
+			return outKill, nil
+		case <-tr.restartCh:
+			t.Stop()
+			return outRestart, nil
+		case <-tr.c.ctx.Done():
+			t.Stop()
+			return outShutdown, nil
+		}
+		delay *= 2
 	}
 	select {
 	case res, ok := <-ch:

@@ -57,6 +57,7 @@ type Store struct {
 	pullErrors map[string]string
 	health     *structs.DriverInfo
 	nextPID    int
+	waitFails  int // the next WaitTask calls that fail as if the runtime were unreachable
 }
 
 // NewStore returns an empty runtime that reports healthy.
@@ -152,6 +153,14 @@ func (s *Store) SetPullError(image, msg string) {
 		return
 	}
 	s.pullErrors[image] = msg
+}
+
+// FailWaits makes the next n WaitTask calls fail as a runtime that does
+// not answer would (not with ErrTaskNotFound).
+func (s *Store) FailWaits(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.waitFails = n
 }
 
 // SetHealth changes what Fingerprint reports.
@@ -369,6 +378,11 @@ func (d *Driver) WaitTask(ctx context.Context, id string) (<-chan *driver.ExitRe
 	s.mu.Lock()
 	s.record("WaitTask", id)
 	t, ok := s.tasks[id]
+	if s.waitFails > 0 {
+		s.waitFails--
+		s.mu.Unlock()
+		return nil, fmt.Errorf("waiting on task %s: connection refused", id)
+	}
 	s.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("waiting on task %s: %w", id, driver.ErrTaskNotFound)
