@@ -19,6 +19,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/drover-sh/drover/agent/gossip"
+	"github.com/drover-sh/drover/client"
+	"github.com/drover-sh/drover/client/containerd"
 	"github.com/drover-sh/drover/server"
 	"github.com/drover-sh/drover/structs"
 )
@@ -31,7 +33,12 @@ type Agent struct {
 	nodeID string
 	gossip *gossip.Pool
 	server *server.Server
-	client allocClient
+	client *client.Client
+	// driver and containerd are the client's runtime: the containerd
+	// driver, and the containerd the agent runs itself (nil when the
+	// config names a socket).
+	driver     *containerd.Driver
+	containerd *containerd.Managed
 	// remote reaches the servers when this agent runs none.
 	remote *remoteServers
 
@@ -137,6 +144,9 @@ func (a *Agent) start() error {
 		meta.RaftID = a.nodeID
 		meta.BootstrapExpect = c.Server.BootstrapExpect
 	}
+	if c.Client.Enabled {
+		meta.NodeID = a.nodeID
+	}
 	pool, err := gossip.New(gossip.Config{
 		Name:          c.Name,
 		BindAddr:      c.BindAddr,
@@ -155,6 +165,12 @@ func (a *Agent) start() error {
 		pool.Subscribe(a.server.HandleMemberEvent)
 		// Our own join event may have fired before subscribing.
 		a.server.HandleMemberEvent(structs.MemberEvent{Type: structs.MemberEventJoin, Member: pool.LocalMember()})
+	}
+
+	if c.Client.Enabled {
+		if err := a.startClient(meta.HTTPAddr); err != nil {
+			return err
+		}
 	}
 
 	a.httpServer = &http.Server{
@@ -254,6 +270,7 @@ func (a *Agent) Shutdown(leave bool) error {
 		} else if a.httpListener != nil {
 			a.httpListener.Close()
 		}
+		a.stopClient()
 		if a.server != nil {
 			err = a.server.Shutdown()
 		}

@@ -167,6 +167,9 @@ func CleanupClient(a *Agent) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+	// runc keeps its state under /run/containerd/runc/<namespace> whatever
+	// containerd's root; the directory is empty once the tasks are gone.
+	os.Remove(filepath.Join("/run/containerd/runc", a.Namespace))
 	// Shims of this namespace that outlived their tasks.
 	out, _ := exec.Command("pgrep", "-f", "containerd-shim-runc-v2 -namespace "+a.Namespace+" ").Output()
 	for _, f := range bytes.Fields(out) {

@@ -1,27 +1,53 @@
 #!/usr/bin/env bash
-# `make dev`: install what is missing, build drover, start a single-node
-# dev agent in the background and submit the example jobs.
-# `make dev-stop` (scripts/dev.sh stop) stops it.
+# `make dev`: install what is missing, build drover, start a local registry
+# with the example image, start a single-node dev agent (server + client +
+# managed containerd) in the background and run the example jobs.
+# `make dev-stop` (scripts/dev.sh stop) stops all of it and removes the
+# containers it ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 
-state=.dev
+state=$PWD/.dev
 pidfile=$state/agent.pid
 log=$state/agent.log
+data=$state/agent
 bin=bin/drover
+registry=127.0.0.1:5000
 export DROVER_ADDR=http://127.0.0.1:4750
+export REGISTRY_ADDR=$registry
 
 stop() {
 	if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-		echo "==> stopping dev agent (pid $(cat "$pidfile"))"
+		echo "==> stopping the dev agent (pid $(cat "$pidfile"))"
 		kill -TERM "$(cat "$pidfile")"
-		for _ in $(seq 1 50); do
+		for _ in $(seq 1 100); do
 			kill -0 "$(cat "$pidfile")" 2>/dev/null || break
 			sleep 0.1
 		done
 	fi
 	rm -f "$pidfile"
+	# Tasks outlive the agent by design (it reattaches when it comes
+	# back); a dev stop removes them, then the managed containerd.
+	sock=$data/containerd/containerd.sock
+	cpid=$data/containerd/containerd.pid
+	if [ -S "$sock" ] && [ -f "$cpid" ] && kill -0 "$(cat "$cpid")" 2>/dev/null; then
+		echo "==> removing the dev containers"
+		for id in $(ctr -a "$sock" -n drover tasks ls -q 2>/dev/null); do
+			ctr -a "$sock" -n drover tasks kill -a -s SIGKILL "$id" >/dev/null 2>&1 || true
+		done
+		for id in $(ctr -a "$sock" -n drover tasks ls -q 2>/dev/null); do
+			for _ in $(seq 1 50); do
+				ctr -a "$sock" -n drover tasks rm -f "$id" >/dev/null 2>&1 && break
+				sleep 0.1
+			done
+		done
+		for id in $(ctr -a "$sock" -n drover containers ls -q 2>/dev/null); do
+			ctr -a "$sock" -n drover containers rm "$id" >/dev/null 2>&1 || true
+		done
+		kill -TERM "$(cat "$cpid")" 2>/dev/null || true
+	fi
+	scripts/registry.sh stop "$state/registry" >/dev/null 2>&1 || true
 }
 
 start() {
@@ -30,35 +56,53 @@ start() {
 	make -s build
 	mkdir -p "$state"
 	stop
-	echo "==> starting dev agent (log: $log)"
-	nohup "$bin" agent -dev >"$log" 2>&1 &
+	echo "==> starting a registry on $registry and pushing the example image"
+	scripts/registry.sh start "$state/registry"
+	scripts/build-image.sh "$state/image" "$registry"
+	echo "==> starting the dev agent (log: $log)"
+	nohup "$bin" agent -dev -data-dir "$data" >"$log" 2>&1 &
 	echo $! >"$pidfile"
-	for _ in $(seq 1 100); do
-		if curl -fsS "$DROVER_ADDR/v1/status/leader" 2>/dev/null | grep -q ':'; then
+	for _ in $(seq 1 300); do
+		if "$bin" node status 2>/dev/null | grep -q ready; then
 			break
 		fi
 		if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-			echo "dev agent exited; its log:" >&2
+			echo "the dev agent exited; the end of its log:" >&2
 			tail -n 30 "$log" >&2
 			exit 1
 		fi
 		sleep 0.1
 	done
-	echo "==> submitting examples/web.yaml"
-	"$bin" job run -detach examples/web.yaml
+	"$bin" node status
 	echo
+	echo "==> running examples/batch.yaml"
+	"$bin" job run examples/batch.yaml
+	echo
+	echo "==> running examples/web.yaml"
+	"$bin" job run examples/web.yaml
+	echo
+	alloc=$(curl -fsS "$DROVER_ADDR/v1/job/hello/allocations" | grep -o '"id":"[0-9a-f-]*"' | head -n1 | cut -d'"' -f4 || true)
+	if [ -n "$alloc" ]; then
+		for _ in $(seq 1 300); do
+			curl -fsS "$DROVER_ADDR/v1/allocation/$alloc" | grep -q '"client_status":"complete"' && break
+			sleep 0.1
+		done
+		echo "==> output of the batch job (drover alloc logs ${alloc:0:8}):"
+		"$bin" alloc logs "$alloc" || true
+		echo
+	fi
 	"$bin" job status web
 	cat <<MSG
 
 drover is running at $DROVER_ADDR (agent log: $log).
 Try:
-  $bin status                     # all jobs
-  $bin job status web             # one job and its evaluations
-  $bin job validate examples/web.yaml
-  $bin server members
-  $bin operator raft list-peers
+  $bin status                        # all jobs
+  $bin job status web                # the web job and its allocations
+  $bin alloc logs -f <alloc>         # follow an allocation's output
+  $bin alloc exec <alloc> -- ps      # run a command in its container
+  $bin node status -self             # this node: resources, containerd
   $bin job stop web
-  make dev-stop                   # stop the agent
+  make dev-stop                      # stop the agent, containers and registry
 MSG
 }
 

@@ -29,10 +29,19 @@ func main() {
 	schedJobs := flag.Int("sched-jobs", 100, "jobs submitted at once in the scheduler run")
 	schedCount := flag.Int("sched-count", 1000, "allocations per job in the scheduler run")
 	writes := flag.Bool("writes", true, "run the registration throughput and failover part")
+	clientRuns := flag.Int("client-runs", 20, "job starts timed on a real client node (0 skips the client part)")
 	flag.Parse()
 	var err error
 	if *writes {
 		err = run(*duration, *failovers)
+	}
+	if err == nil && *clientRuns > 0 {
+		var bin, repo string
+		if bin, err = e2e.Binary(); err == nil {
+			if repo, err = repoRoot(); err == nil {
+				err = clientBench(bin, repo, *clientRuns)
+			}
+		}
 	}
 	if err == nil && *schedNodes > 0 {
 		var bin string

@@ -1,0 +1,106 @@
+package agent
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/drover-sh/drover/client"
+	"github.com/drover-sh/drover/client/containerd"
+	"github.com/drover-sh/drover/structs"
+)
+
+// startClient starts the node agent: the runtime (a managed containerd
+// unless the config names a socket), then the client, which finds the
+// servers through this agent's gossip pool.
+func (a *Agent) startClient(httpAddr string) error {
+	c := a.config
+	cc := c.Client
+	address := cc.Containerd.Address
+	if address == "" {
+		m, err := containerd.StartManaged(containerd.ManagedConfig{
+			DataDir: filepath.Join(c.DataDir, "containerd"),
+			Binary:  cc.Containerd.Binary,
+			Logger:  a.logger.Named("containerd"),
+		})
+		if err != nil {
+			// The node still registers and says why it cannot run
+			// anything: the driver reports the socket unreachable.
+			a.logger.Error("failed to start the managed containerd", "error", err)
+			address = filepath.Join(c.DataDir, "containerd", "containerd.sock")
+		} else {
+			a.containerd = m
+			address = m.Address()
+		}
+	}
+	auth := make(map[string]containerd.RegistryAuth, len(cc.RegistryAuth))
+	for host, ra := range cc.RegistryAuth {
+		auth[host] = containerd.RegistryAuth{Username: ra.Username, Password: ra.Password}
+	}
+	drv, err := containerd.New(containerd.Config{
+		Address:             address,
+		Namespace:           cc.Containerd.Namespace,
+		PlainHTTPRegistries: cc.PlainHTTPRegistries,
+		Auth:                auth,
+		ImageDir:            cc.ImageDir,
+		StateDir:            filepath.Join(c.DataDir, "client", "runtime"),
+		Logger:              a.logger.Named("driver"),
+	})
+	if err != nil {
+		return fmt.Errorf("containerd driver: %w", err)
+	}
+	a.driver = drv
+	cl, err := client.New(client.Config{
+		NodeID:       a.nodeID,
+		Name:         c.Name,
+		Datacenter:   c.Datacenter,
+		NodeClass:    cc.NodeClass,
+		Meta:         cc.Meta,
+		DataDir:      c.DataDir,
+		HTTPAddr:     httpAddr,
+		Servers:      a.serverRPCAddrs,
+		Driver:       drv,
+		CNIPluginDir: cc.CNIPluginDir,
+		Reserved:     &structs.NodeResources{CPU: cc.Reserved.CPU, Memory: cc.Reserved.Memory},
+		LogMaxBytes:  cc.LogMaxBytes,
+		LogMaxFiles:  cc.LogMaxFiles,
+		Logger:       a.logger,
+	})
+	if err != nil {
+		return fmt.Errorf("starting the client: %w", err)
+	}
+	a.client = cl
+	return nil
+}
+
+// serverRPCAddrs lists the servers' RPC addresses for the client: this
+// agent's own server first when it runs one.
+func (a *Agent) serverRPCAddrs() []string {
+	addrs := a.remote.addrs()
+	if a.server == nil {
+		return addrs
+	}
+	own := a.server.RPCAddr().String()
+	out := []string{own}
+	for _, addr := range addrs {
+		if addr != own {
+			out = append(out, addr)
+		}
+	}
+	return out
+}
+
+// stopClient stops the client without stopping its tasks (a restarted
+// agent reattaches to them), then the driver and the managed containerd.
+func (a *Agent) stopClient() {
+	if a.client != nil {
+		a.client.Shutdown()
+	}
+	if a.driver != nil {
+		a.driver.Close()
+	}
+	if a.containerd != nil {
+		if err := a.containerd.Stop(); err != nil {
+			a.logger.Warn("failed to stop the managed containerd", "error", err)
+		}
+	}
+}
