@@ -59,10 +59,10 @@ type Agent struct {
 	Args    []string
 	// Namespace is a client's containerd namespace.
 	Namespace string
-	bin     string
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
+	bin       string
+	logPath   string
+	cmd       *exec.Cmd
+	done      chan struct{}
 }
 
 // HTTPAddr is the agent's API address as a URL.
