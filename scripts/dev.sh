@@ -18,7 +18,22 @@ export DROVER_ADDR=http://127.0.0.1:4750
 export REGISTRY_ADDR=$registry
 
 stop() {
+	sock=$data/containerd/containerd.sock
 	if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+		# Tasks outlive the agent by design (it reattaches when it comes
+		# back): stop the jobs first so the client removes their
+		# containers, then the agent, which stops its containerd.
+		jobs=$(curl -fsS "$DROVER_ADDR/v1/jobs" 2>/dev/null | grep -o '"id":"[^"]*"' | cut -d'"' -f4 || true)
+		if [ -n "$jobs" ]; then
+			echo "==> stopping the dev jobs:" $jobs
+			for job in $jobs; do
+				"$bin" job stop -detach "$job" >/dev/null 2>&1 || true
+			done
+			for _ in $(seq 1 300); do
+				curl -fsS "$DROVER_ADDR/v1/allocations" 2>/dev/null | grep -q '"client_status":"\(running\|pending\)"' || break
+				sleep 0.1
+			done
+		fi
 		echo "==> stopping the dev agent (pid $(cat "$pidfile"))"
 		kill -TERM "$(cat "$pidfile")"
 		for _ in $(seq 1 100); do
@@ -27,25 +42,34 @@ stop() {
 		done
 	fi
 	rm -f "$pidfile"
-	# Tasks outlive the agent by design (it reattaches when it comes
-	# back); a dev stop removes them, then the managed containerd.
-	sock=$data/containerd/containerd.sock
-	cpid=$data/containerd/containerd.pid
-	if [ -S "$sock" ] && [ -f "$cpid" ] && kill -0 "$(cat "$cpid")" 2>/dev/null; then
-		echo "==> removing the dev containers"
+	for _ in $(seq 1 50); do
+		pgrep -f "containerd-shim-runc-v2 .*-address $sock" >/dev/null || break
+		sleep 0.1
+	done
+	# Anything still running under the dev containerd (an agent that was
+	# killed, say) is removed through a containerd started for the purpose.
+	if pgrep -f "containerd-shim-runc-v2 .*-address $sock" >/dev/null; then
+		echo "==> removing leftover dev containers"
+		started=
+		if ! ctr -a "$sock" version >/dev/null 2>&1; then
+			containerd --config "$data/containerd/config.toml" >/dev/null 2>&1 &
+			started=$!
+			for _ in $(seq 1 100); do
+				ctr -a "$sock" version >/dev/null 2>&1 && break
+				sleep 0.1
+			done
+		fi
 		for id in $(ctr -a "$sock" -n drover tasks ls -q 2>/dev/null); do
 			ctr -a "$sock" -n drover tasks kill -a -s SIGKILL "$id" >/dev/null 2>&1 || true
 		done
-		for id in $(ctr -a "$sock" -n drover tasks ls -q 2>/dev/null); do
+		for id in $(ctr -a "$sock" -n drover containers ls -q 2>/dev/null); do
 			for _ in $(seq 1 50); do
-				ctr -a "$sock" -n drover tasks rm -f "$id" >/dev/null 2>&1 && break
+				ctr -a "$sock" -n drover tasks rm -f "$id" >/dev/null 2>&1 || true
+				ctr -a "$sock" -n drover containers rm "$id" >/dev/null 2>&1 && break
 				sleep 0.1
 			done
 		done
-		for id in $(ctr -a "$sock" -n drover containers ls -q 2>/dev/null); do
-			ctr -a "$sock" -n drover containers rm "$id" >/dev/null 2>&1 || true
-		done
-		kill -TERM "$(cat "$cpid")" 2>/dev/null || true
+		[ -z "$started" ] || kill -TERM "$started" 2>/dev/null || true
 	fi
 	scripts/registry.sh stop "$state/registry" >/dev/null 2>&1 || true
 }
@@ -92,6 +116,16 @@ start() {
 		echo
 	fi
 	"$bin" job status web
+	echo
+	echo "==> the web servers answer on their host ports:"
+	for id in $(curl -fsS "$DROVER_ADDR/v1/job/web/allocations" | grep -o '"id":"[0-9a-f-]*"' | cut -d'"' -f4); do
+		port=$(curl -fsS "$DROVER_ADDR/v1/allocation/$id" | grep -o '"label":"http","value":[0-9]*' | grep -o '[0-9]*$' || true)
+		[ -n "$port" ] || continue
+		for _ in $(seq 1 50); do
+			curl -fsS "http://127.0.0.1:$port/" 2>/dev/null && break
+			sleep 0.1
+		done
+	done
 	cat <<MSG
 
 drover is running at $DROVER_ADDR (agent log: $log).
