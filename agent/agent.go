@@ -34,6 +34,8 @@ type Agent struct {
 	gossip *gossip.Pool
 	server *server.Server
 	client *client.Client
+	// local is the client as the HTTP endpoints see it.
+	local allocClient
 	// driver and containerd are the client's runtime: the containerd
 	// driver, and the containerd the agent runs itself (nil when the
 	// config names a socket).
@@ -311,12 +313,7 @@ func (a *Agent) rpc(method string, args, reply any) error {
 
 // allocClient is the local client for the client-side HTTP endpoints, nil
 // when this agent runs none.
-func (a *Agent) allocClient() allocClient {
-	if a.client == nil {
-		return nil
-	}
-	return a.client
-}
+func (a *Agent) allocClient() allocClient { return a.local }
 
 // lazyMembership lets the server be built before the gossip pool.
 type lazyMembership Agent

@@ -69,6 +69,7 @@ func (a *Agent) startClient(httpAddr string) error {
 		return fmt.Errorf("starting the client: %w", err)
 	}
 	a.client = cl
+	a.local = cl
 	return nil
 }
 

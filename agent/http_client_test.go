@@ -77,7 +77,7 @@ func TestHTTP_ClientEndpointsProxyToTheAllocsNode(t *testing.T) {
 	var ur structs.NodeUpdateResponse
 	require.NoError(t, entry.agent.rpc("Node.Register", &structs.NodeRegisterRequest{Node: node}, &ur))
 	fake := &fakeLocalClient{nodeID: node.ID, log: "one\ntwo\nthree\n"}
-	runner.agent.client = fake
+	runner.agent.local = fake
 
 	c := entry.client()
 	_, err := c.Jobs().Register(ctx(t), jobYAML("web", 1), "application/yaml", nil)
