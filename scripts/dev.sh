@@ -27,10 +27,12 @@ stop() {
 		if [ -n "$jobs" ]; then
 			echo "==> stopping the dev jobs:" $jobs
 			for job in $jobs; do
-				"$bin" job stop -detach "$job" >/dev/null 2>&1 || true
+				"$bin" job stop "$job" >/dev/null 2>&1 || true
 			done
+			# Until the client has removed every container (kill_timeout
+			# may hold a stop for a few seconds).
 			for _ in $(seq 1 300); do
-				curl -fsS "$DROVER_ADDR/v1/allocations" 2>/dev/null | grep -q '"client_status":"\(running\|pending\)"' || break
+				pgrep -f "containerd-shim-runc-v2 .*-address $sock" >/dev/null || break
 				sleep 0.1
 			done
 		fi
@@ -71,6 +73,8 @@ stop() {
 		done
 		[ -z "$started" ] || kill -TERM "$started" 2>/dev/null || true
 	fi
+	# runc's state dir of the namespace, empty once its tasks are gone.
+	rmdir /run/containerd/runc/drover 2>/dev/null || true
 	scripts/registry.sh stop "$state/registry" >/dev/null 2>&1 || true
 }
 
