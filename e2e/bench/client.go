@@ -94,9 +94,9 @@ func clientBench(bin, repo string, runs int) error {
 
 	dm, bm := median(drover), median(bare)
 	fmt.Printf("\nClient: job accepted -> task process running, %d runs, cached image, host network\n", runs)
-	fmt.Printf("| %-38s | %9s | %9s | %9s |\n", "path", "median ms", "min ms", "max ms")
-	fmt.Printf("| %-38s | %9.1f | %9.1f | %9.1f |\n", "drover: PUT /v1/jobs accepted -> running", ms(dm), ms(slices.Min(drover)), ms(slices.Max(drover)))
-	fmt.Printf("| %-38s | %9.1f | %9.1f | %9.1f |\n", "bare: ctr run --rm -> running", ms(bm), ms(slices.Min(bare)), ms(slices.Max(bare)))
+	fmt.Printf("| %-40s | %9s | %9s | %9s |\n", "path", "median ms", "min ms", "max ms")
+	fmt.Printf("| %-40s | %9.1f | %9.1f | %9.1f |\n", "drover: PUT /v1/jobs accepted -> running", ms(dm), ms(slices.Min(drover)), ms(slices.Max(drover)))
+	fmt.Printf("| %-40s | %9.1f | %9.1f | %9.1f |\n", "bare: ctr run --rm -> running", ms(bm), ms(slices.Min(bare)), ms(slices.Max(bare)))
 	fmt.Printf("drover's overhead over bare containerd (median): %.1f ms (target < 100 ms)\n", ms(dm-bm))
 	fmt.Printf("client agent RSS with %d running allocations: %d MB (target < 60 MB)\n", runs+1, rss)
 	return nil
