@@ -30,6 +30,8 @@ func main() {
 	schedCount := flag.Int("sched-count", 1000, "allocations per job in the scheduler run")
 	writes := flag.Bool("writes", true, "run the registration throughput and failover part")
 	clientRuns := flag.Int("client-runs", 20, "job starts timed on a real client node (0 skips the client part)")
+	flag.DurationVar(&schedProfileLength, "profile-sched", 10*time.Second, "length of the leader's CPU profile in the scheduler run (with -profile-dir)")
+	flag.StringVar(&profileDir, "profile-dir", "", "save the leader's CPU profile and execution trace of each measured phase here")
 	flag.Parse()
 	var err error
 	if *writes {
@@ -110,8 +112,10 @@ func run(duration time.Duration, failovers int) error {
 	seq := new(atomic.Int64)
 	// Warm up connections, Raft pipelines and the Go runtime.
 	registrations([]*e2e.Agent{leader}, 16, time.Second, seq, false)
-	for _, r := range runs {
+	for i, r := range runs {
+		prof := startProfile([]*e2e.Agent{leader}, leader, fmt.Sprintf("writes-%d-c%d", i, r.conc), duration-time.Second)
 		res := registrations(r.targets, r.conc, duration, seq, r.json)
+		prof.wait()
 		fmt.Printf("| %-28s | %11d | %8d | %6d | %9.0f | %8.2f | %8.2f |\n",
 			r.name, r.conc, res.ok, res.errors, float64(res.ok)/res.elapsed.Seconds(), ms(res.p50), ms(res.p99))
 	}

@@ -91,6 +91,16 @@ func schedBench(bin string, nodes, jobs, count int) error {
 	hb1, cpu1 := sim.Stats().Heartbeats, cpuTime(leader.PID())
 
 	client := &http.Client{Transport: transport, Timeout: time.Minute}
+	prof := startProfile(c.Agents, leader, "sched", schedProfileLength)
+	defer prof.wait()
+	// CPU of every process while placing: on one machine the servers and
+	// the simulated fleet share the cores, so what the fleet and the
+	// followers burn is taken from the leader.
+	cpuStart := make([]time.Duration, len(c.Agents)+1)
+	for i, a := range c.Agents {
+		cpuStart[i] = cpuTime(a.PID())
+	}
+	cpuStart[len(c.Agents)] = cpuTime(os.Getpid())
 	submitStart := time.Now()
 	var wg sync.WaitGroup
 	errCh := make(chan error, jobs)
@@ -131,6 +141,11 @@ func schedBench(bin string, nodes, jobs, count int) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	placed := time.Since(submitStart)
+	cpuUsed := make([]time.Duration, len(cpuStart))
+	for i, a := range c.Agents {
+		cpuUsed[i] = cpuTime(a.PID()) - cpuStart[i]
+	}
+	cpuUsed[len(c.Agents)] = cpuTime(os.Getpid()) - cpuStart[len(c.Agents)]
 	rate := float64(want) / placed.Seconds()
 	var committed time.Duration
 	select {
@@ -156,6 +171,14 @@ func schedBench(bin string, nodes, jobs, count int) error {
 		}
 		fmt.Printf("| %-52s | %11d MB |\n", "RSS of "+role+" "+a.Name, rssMB(a.PID()))
 	}
+	for i, a := range c.Agents {
+		role := "follower"
+		if a == leader {
+			role = "leader"
+		}
+		fmt.Printf("| %-52s | %12.1fs |\n", "CPU of "+role+" "+a.Name+" until all delivered", cpuUsed[i].Seconds())
+	}
+	fmt.Printf("| %-52s | %12.1fs |\n", "CPU of the simulated nodes (this process)", cpuUsed[len(c.Agents)].Seconds())
 	st := sim.Stats()
 	fmt.Printf("(nodes reported %d running through %d Node.UpdateAllocs calls; %d RPC errors)\n", st.Running, st.UpdateCalls, st.RPCErrors)
 	return nil
