@@ -49,6 +49,8 @@ func TestApplyBatch_SameAsApply(t *testing.T) {
 		direct := newTestFSM(t)
 		want := applyAll(direct, entries)
 		batched := newTestFSM(t)
+		// Small limits split batches into several transactions.
+		batched.batchBytes = rapid.IntRange(1, 4*maxBatchBytes).Draw(t, "batch_bytes")
 		got := applyBatches(batched, entries, sizes)
 
 		require.Equal(t, want, got)
@@ -90,6 +92,23 @@ func TestApplyBatch_FailedEntryLeavesNoPartialWrite(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, eval, "the failed entry's first evaluation must not be written")
 	require.Equal(t, uint64(4), s.Index(tableJobs))
+}
+
+// Entries share a transaction up to the byte bound; an entry bigger than
+// the bound gets one of its own.
+func TestTxnBounds(t *testing.T) {
+	logs := func(sizes ...int) []*raft.Log {
+		out := make([]*raft.Log, len(sizes))
+		for i, n := range sizes {
+			out[i] = &raft.Log{Data: make([]byte, n)}
+		}
+		return out
+	}
+	require.Empty(t, txnBounds(nil, 10))
+	require.Equal(t, []int{1}, txnBounds(logs(50), 10))
+	require.Equal(t, []int{3}, txnBounds(logs(3, 3, 4), 10))
+	require.Equal(t, []int{2, 3, 5}, txnBounds(logs(3, 3, 50, 5, 5), 10))
+	require.Equal(t, []int{1, 2, 4}, txnBounds(logs(10, 1, 10, 0), 10))
 }
 
 // Raft passes configuration entries to ApplyBatch; they are not the

@@ -16,6 +16,9 @@ type FSM struct {
 	logger hclog.Logger
 	// state is swapped whole by Restore; readers always load it.
 	state atomic.Pointer[StateStore]
+	// batchBytes bounds the entries sharing one transaction in
+	// ApplyBatch (maxBatchBytes; tests lower it).
+	batchBytes int
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -29,7 +32,7 @@ func New(logger hclog.Logger) (*FSM, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &FSM{logger: logger.Named("fsm")}
+	f := &FSM{logger: logger.Named("fsm"), batchBytes: maxBatchBytes}
 	f.state.Store(store)
 	return f, nil
 }

@@ -1,8 +1,11 @@
 package server
 
 import (
+	"cmp"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/drover-sh/drover/structs"
 )
@@ -12,9 +15,16 @@ import (
 // become a few entries per window instead of thousands.
 const allocUpdateWindow = 50 * time.Millisecond
 
-// maxAllocUpdateBatch flushes a batch early once it is this big, to bound
-// the size of one entry.
+// maxAllocUpdateBatch flushes a batch early once it is this big.
 const maxAllocUpdateBatch = 8192
+
+// maxAllocUpdateEntry bounds the updates in one Raft entry: a batch is
+// committed as several entries of at most this many. An entry is one
+// store transaction, and one that rewrites thousands of allocations
+// makes go-immutable-radix walk whole indexes to find the watches to fire
+// (see fsm.maxBatchBytes); 512 updates of about 400 bytes stay clear of
+// that.
+const maxAllocUpdateEntry = 512
 
 // allocUpdateBatcher coalesces Node.UpdateAllocs calls on the leader.
 type allocUpdateBatcher struct {
@@ -65,13 +75,41 @@ func (b *allocUpdateBatcher) flush(batch *allocBatch) {
 	b.pending = nil
 	b.mu.Unlock()
 
+	defer close(batch.done)
 	now := time.Now().UnixNano()
-	req := &structs.AllocUpdateRequest{Alloc: batch.updates, UpdatedAt: now}
-	req.Evals, batch.err = b.failedAllocEvals(batch.updates, now)
-	if batch.err == nil {
-		_, batch.index, batch.err = b.srv.raftApply(structs.AllocClientUpdateRequestType, req)
+	evals, err := b.failedAllocEvals(batch.updates, now)
+	if err != nil {
+		batch.err = err
+		return
 	}
-	close(batch.done)
+	// The entries are proposed back to back and commit in order; the
+	// evaluations ride in the last, so they are stored only once every
+	// update they react to is.
+	var futures []raft.ApplyFuture
+	for start := 0; start < len(batch.updates); start += maxAllocUpdateEntry {
+		end := min(start+maxAllocUpdateEntry, len(batch.updates))
+		req := &structs.AllocUpdateRequest{Alloc: batch.updates[start:end], UpdatedAt: now}
+		if end == len(batch.updates) {
+			req.Evals = evals
+		}
+		f, err := b.srv.raftApplyAsync(structs.AllocClientUpdateRequestType, req)
+		if err != nil {
+			batch.err = err
+			break
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		if err := b.srv.awaitFuture(f); err != nil {
+			batch.err = cmp.Or(batch.err, raftError(err))
+			continue
+		}
+		if rerr, ok := f.Response().(error); ok && rerr != nil {
+			batch.err = cmp.Or(batch.err, rerr)
+			continue
+		}
+		batch.index = max(batch.index, f.Index())
+	}
 }
 
 // failedAllocEvals returns one evaluation per job with a newly failed
