@@ -16,6 +16,9 @@ const (
 	tableNodes       = "nodes"
 	tableAllocs      = "allocs"
 	tableDeployments = "deployments"
+	// tableNodeUsage is derived from the allocations (see state_usage.go):
+	// it is neither snapshotted nor indexed in the index table.
+	tableNodeUsage = "node_usage"
 )
 
 // indexEntry is a row of the index table: the Raft index of the last write
@@ -73,6 +76,12 @@ func schema() *memdb.DBSchema {
 				"eval":       optionalField("eval", "EvalID"),
 				"deployment": optionalField("deployment", "DeploymentID"),
 				"modify":     modifyIndex(),
+			},
+		},
+		tableNodeUsage: {
+			Name: tableNodeUsage,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "NodeID"}},
 			},
 		},
 		tableDeployments: {

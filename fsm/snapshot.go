@@ -178,6 +178,9 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, error) {
 			return nil, fmt.Errorf("inserting record %d (%s): %w", n, st.table, err)
 		}
 	}
+	if err := rebuildNodeUsageTxn(txn); err != nil {
+		return nil, err
+	}
 	txn.Commit()
 	return db, nil
 }

@@ -117,8 +117,9 @@ func (s *StateStore) upsertAllocs(index uint64, allocs []*structs.Allocation) er
 		if err != nil {
 			return fmt.Errorf("reading allocation %q: %w", a.ID, err)
 		}
+		var existing *structs.Allocation
 		if raw != nil {
-			existing := raw.(*structs.Allocation)
+			existing = raw.(*structs.Allocation)
 			a.CreateIndex = existing.CreateIndex
 			if a.Job == nil {
 				a.Job = existing.Job
@@ -133,8 +134,8 @@ func (s *StateStore) upsertAllocs(index uint64, allocs []*structs.Allocation) er
 		}
 		a.ModifyIndex = index
 		a.AllocModifyIndex = index
-		if err := txn.Insert(tableAllocs, a); err != nil {
-			return fmt.Errorf("writing allocation %q: %w", a.ID, err)
+		if err := insertAllocTxn(txn.Txn, existing, a); err != nil {
+			return err
 		}
 		touched = append(touched, jobKey{a.Namespace, a.JobID})
 	}
@@ -174,7 +175,8 @@ func (s *StateStore) updateAllocsFromClient(index uint64, updates []*structs.All
 		}
 		// A shallow copy is enough: the fields replaced below are the
 		// only ones that differ, and nested objects are never modified.
-		a := *raw.(*structs.Allocation)
+		prev := raw.(*structs.Allocation)
+		a := *prev
 		a.ClientStatus = u.ClientStatus
 		a.ClientDescription = u.ClientDescription
 		if u.TaskStates != nil {
@@ -185,8 +187,8 @@ func (s *StateStore) updateAllocsFromClient(index uint64, updates []*structs.All
 		}
 		a.ModifyTime = u.ModifyTime
 		a.ModifyIndex = index
-		if err := txn.Insert(tableAllocs, &a); err != nil {
-			return fmt.Errorf("writing allocation %q: %w", a.ID, err)
+		if err := insertAllocTxn(txn.Txn, prev, &a); err != nil {
+			return err
 		}
 		touched = append(touched, jobKey{a.Namespace, a.JobID})
 	}
@@ -231,11 +233,12 @@ func (s *StateStore) updateAllocsDesiredTransitions(index uint64, transitions ma
 		if raw == nil || transitions[id] == nil {
 			continue
 		}
-		a := *raw.(*structs.Allocation)
+		prev := raw.(*structs.Allocation)
+		a := *prev
 		a.DesiredTransition = *transitions[id]
 		a.ModifyIndex = index
-		if err := txn.Insert(tableAllocs, &a); err != nil {
-			return fmt.Errorf("writing allocation %q: %w", id, err)
+		if err := insertAllocTxn(txn.Txn, prev, &a); err != nil {
+			return err
 		}
 	}
 	if err := setIndex(txn.Txn, index, tableAllocs); err != nil {
@@ -269,8 +272,8 @@ func (s *StateStore) DeleteAllocs(index uint64, ids []string) error {
 			continue
 		}
 		a := raw.(*structs.Allocation)
-		if err := txn.Delete(tableAllocs, a); err != nil {
-			return fmt.Errorf("deleting allocation %q: %w", id, err)
+		if err := deleteAllocTxn(txn.Txn, a); err != nil {
+			return err
 		}
 		touched = append(touched, jobKey{a.Namespace, a.JobID})
 	}

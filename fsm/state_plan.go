@@ -47,7 +47,8 @@ func (s *StateStore) upsertPlanResults(index uint64, req *structs.ApplyPlanResul
 			// Garbage collected since the plan was made: nothing to stop.
 			continue
 		}
-		a := *raw.(*structs.Allocation)
+		prev := raw.(*structs.Allocation)
+		a := *prev
 		a.DesiredStatus = stop.DesiredStatus
 		a.DesiredDescription = stop.DesiredDescription
 		if stop.ClientStatus != "" {
@@ -56,8 +57,8 @@ func (s *StateStore) upsertPlanResults(index uint64, req *structs.ApplyPlanResul
 		a.ModifyTime = stop.ModifyTime
 		a.ModifyIndex = index
 		a.AllocModifyIndex = index
-		if err := txn.Insert(tableAllocs, &a); err != nil {
-			return fmt.Errorf("writing allocation %q: %w", a.ID, err)
+		if err := insertAllocTxn(txn.Txn, prev, &a); err != nil {
+			return err
 		}
 		touched = append(touched, jobKey{a.Namespace, a.JobID})
 	}
@@ -121,8 +122,9 @@ func upsertPlannedAllocTxn(txn *memdb.Txn, index uint64, job *structs.Job, a *st
 	if err != nil {
 		return fmt.Errorf("reading allocation %q: %w", a.ID, err)
 	}
+	var existing *structs.Allocation
 	if raw != nil {
-		existing := raw.(*structs.Allocation)
+		existing = raw.(*structs.Allocation)
 		a.CreateIndex = existing.CreateIndex
 		a.CreateTime = existing.CreateTime
 		if a.ClientStatus != structs.AllocClientLost {
@@ -149,8 +151,8 @@ func upsertPlannedAllocTxn(txn *memdb.Txn, index uint64, job *structs.Job, a *st
 	}
 	a.ModifyIndex = index
 	a.AllocModifyIndex = index
-	if err := txn.Insert(tableAllocs, a); err != nil {
-		return fmt.Errorf("writing allocation %q: %w", a.ID, err)
+	if err := insertAllocTxn(txn, existing, a); err != nil {
+		return err
 	}
 	if a.PreviousAllocation == "" || raw != nil {
 		return nil
@@ -162,11 +164,12 @@ func upsertPlannedAllocTxn(txn *memdb.Txn, index uint64, job *structs.Job, a *st
 	if prevRaw == nil {
 		return nil
 	}
-	prev := *prevRaw.(*structs.Allocation)
+	old := prevRaw.(*structs.Allocation)
+	prev := *old
 	prev.NextAllocation = a.ID
 	prev.ModifyIndex = index
-	if err := txn.Insert(tableAllocs, &prev); err != nil {
-		return fmt.Errorf("writing allocation %q: %w", prev.ID, err)
+	if err := insertAllocTxn(txn, old, &prev); err != nil {
+		return err
 	}
 	return nil
 }

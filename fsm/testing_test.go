@@ -115,7 +115,7 @@ func dump(t require.TestingT, s *StateStore) map[string][]any {
 	helper(t)
 	txn := s.db.Txn(false)
 	out := make(map[string][]any)
-	for _, table := range append([]string{tableIndex}, tables...) {
+	for _, table := range append([]string{tableIndex, tableNodeUsage}, tables...) {
 		it, err := txn.Get(table, "id")
 		require.NoError(t, err)
 		for raw := it.Next(); raw != nil; raw = it.Next() {

@@ -25,7 +25,7 @@ type evalContext struct {
 
 	// usage caches what live allocations use on a node, loaded on first
 	// visit and kept current as the plan grows.
-	usage map[string]*nodeUsage
+	usage map[string]*structs.NodeUsage
 	// jobAllocs holds the live allocations of the plan's job per node.
 	jobAllocs map[string][]*structs.Allocation
 	// nodes caches node lookups by ID.
@@ -40,14 +40,6 @@ type evalContext struct {
 	used int
 }
 
-// nodeUsage is what live allocations take on one node.
-type nodeUsage struct {
-	cpu, memory int
-	// ports are the host ports in use: a handful per node, so a slice
-	// scanned linearly beats a map.
-	ports []int
-}
-
 func newEvalContext(state State, plan *structs.Plan, logger hclog.Logger, jobAllocs []*structs.Allocation, seed string) *evalContext {
 	h := fnv.New64a()
 	h.Write([]byte(seed))
@@ -57,7 +49,7 @@ func newEvalContext(state State, plan *structs.Plan, logger hclog.Logger, jobAll
 		plan:      plan,
 		logger:    logger,
 		rng:       rand.New(rand.NewPCG(s, s>>1|1)),
-		usage:     make(map[string]*nodeUsage),
+		usage:     make(map[string]*structs.NodeUsage),
 		jobAllocs: make(map[string][]*structs.Allocation),
 		nodes:     make(map[string]*structs.Node),
 		regexps:   make(map[string]*regexp.Regexp),
@@ -86,38 +78,61 @@ func (c *evalContext) node(id string) *structs.Node {
 	return n
 }
 
-// nodeUsage returns the usage of node, loading it from the snapshot and
-// the plan on first use.
-func (c *evalContext) nodeUsage(node *structs.Node) *nodeUsage {
+// nodeUsage returns the usage of node: the store's usage row (what its
+// live allocations take) corrected by what the plan already stops and
+// places there. It is loaded on first use and kept current after.
+func (c *evalContext) nodeUsage(node *structs.Node) *structs.NodeUsage {
 	if u, ok := c.usage[node.ID]; ok {
 		return u
 	}
-	u := &nodeUsage{}
-	c.usage[node.ID] = u
-	allocs, err := c.state.AllocsByNode(node.ID)
+	u, err := c.loadUsage(node.ID)
 	if err != nil {
 		// An unreadable node is treated as full: placing blind could
 		// overcommit it.
-		c.logger.Warn("reading allocations of node", "node_id", node.ID, "error", err)
-		u.cpu, u.memory = 1<<40, 1<<40
-		return u
+		c.logger.Warn("reading usage of node", "node_id", node.ID, "error", err)
+		u = &structs.NodeUsage{NodeID: node.ID, CPU: 1 << 40, Memory: 1 << 40}
 	}
-	stops := c.plan.NodeUpdate[node.ID]
-	for _, a := range allocs {
-		if a.TerminalStatus() || planHas(stops, a.ID) {
-			continue
-		}
-		u.add(a)
-	}
-	// Placements already in the plan; updates of allocations counted
-	// above (same ID) do not change what the node uses.
-	for _, a := range c.plan.NodeAllocation[node.ID] {
-		if a.TerminalStatus() || slices.ContainsFunc(allocs, func(s *structs.Allocation) bool { return s.ID == a.ID }) {
-			continue
-		}
-		u.add(a)
-	}
+	c.usage[node.ID] = u
 	return u
+}
+
+func (c *evalContext) loadUsage(nodeID string) (*structs.NodeUsage, error) {
+	row, err := c.state.NodeUsage(nodeID)
+	if err != nil {
+		return nil, err
+	}
+	u := &structs.NodeUsage{NodeID: nodeID}
+	if row != nil {
+		u = row.Copy()
+	}
+	stops := c.plan.NodeUpdate[nodeID]
+	for i, s := range stops {
+		if planHas(stops[:i], s.ID) {
+			continue
+		}
+		a, err := c.state.AllocByID(s.ID)
+		if err != nil {
+			return nil, err
+		}
+		if a != nil && a.NodeID == nodeID && !a.TerminalStatus() {
+			u.Remove(a)
+		}
+	}
+	// Placements already in the plan; updates of allocations the row
+	// counts (same ID on this node) do not change what the node uses.
+	for _, a := range c.plan.NodeAllocation[nodeID] {
+		if a.TerminalStatus() {
+			continue
+		}
+		existing, err := c.state.AllocByID(a.ID)
+		if err != nil {
+			return nil, err
+		}
+		if existing == nil || existing.NodeID != nodeID {
+			u.Add(a)
+		}
+	}
+	return u, nil
 }
 
 func planHas(list []*structs.Allocation, id string) bool {
@@ -129,38 +144,6 @@ func planHas(list []*structs.Allocation, id string) bool {
 	return false
 }
 
-func (u *nodeUsage) add(a *structs.Allocation) {
-	if a.Resources == nil {
-		return
-	}
-	for _, r := range a.Resources.Tasks {
-		u.cpu += r.CPU
-		u.memory += r.Memory
-	}
-	for _, p := range a.Resources.Ports {
-		u.ports = append(u.ports, p.Value)
-	}
-}
-
-func (u *nodeUsage) remove(a *structs.Allocation) {
-	if a.Resources == nil {
-		return
-	}
-	for _, r := range a.Resources.Tasks {
-		u.cpu -= r.CPU
-		u.memory -= r.Memory
-	}
-	for _, p := range a.Resources.Ports {
-		if i := slices.Index(u.ports, p.Value); i >= 0 {
-			u.ports = slices.Delete(u.ports, i, i+1)
-		}
-	}
-}
-
-func (u *nodeUsage) portUsed(port int) bool {
-	return slices.Contains(u.ports, port)
-}
-
 // stopAlloc adds the stop of alloc (as read from the snapshot) to the plan.
 func (c *evalContext) stopAlloc(alloc *structs.Allocation, desc, clientStatus string) {
 	c.plan.AppendStoppedAlloc(alloc, desc, clientStatus)
@@ -168,7 +151,7 @@ func (c *evalContext) stopAlloc(alloc *structs.Allocation, desc, clientStatus st
 		return
 	}
 	if u, ok := c.usage[alloc.NodeID]; ok {
-		u.remove(alloc)
+		u.Remove(alloc)
 	}
 	list := c.jobAllocs[alloc.NodeID]
 	if i := slices.IndexFunc(list, func(a *structs.Allocation) bool { return a.ID == alloc.ID }); i >= 0 {
@@ -184,7 +167,7 @@ func (c *evalContext) popStop(alloc *structs.Allocation) {
 		return
 	}
 	if u, ok := c.usage[alloc.NodeID]; ok {
-		u.add(alloc)
+		u.Add(alloc)
 	}
 	c.jobAllocs[alloc.NodeID] = append(c.jobAllocs[alloc.NodeID], alloc)
 }
@@ -193,7 +176,7 @@ func (c *evalContext) popStop(alloc *structs.Allocation) {
 func (c *evalContext) placeAlloc(alloc *structs.Allocation) {
 	c.plan.AppendAlloc(alloc)
 	if u, ok := c.usage[alloc.NodeID]; ok {
-		u.add(alloc)
+		u.Add(alloc)
 	}
 	c.jobAllocs[alloc.NodeID] = append(c.jobAllocs[alloc.NodeID], alloc)
 }

@@ -28,31 +28,30 @@ func nodeCapacity(node *structs.Node) (cpu, memory int) {
 // AllocsFit reports whether allocs, all on node, fit in it together: CPU,
 // memory and host ports (no port given twice). Terminal allocations are
 // skipped, since they hold nothing. When they do not fit, dimension names
-// the first exhausted one ("cpu", "memory" or "ports"). The scheduler
-// ranks with the same rule, and the plan applier re-checks committed
-// plans with it, so both agree on what "fits" means.
+// the first exhausted one ("cpu", "memory" or "ports").
 func AllocsFit(node *structs.Node, allocs []*structs.Allocation) (fit bool, dimension string) {
-	capCPU, capMem := nodeCapacity(node)
-	var u nodeUsage
-	seen := make(map[int]struct{})
+	u := &structs.NodeUsage{}
 	for _, a := range allocs {
-		if a == nil || a.TerminalStatus() {
-			continue
+		if a != nil && !a.TerminalStatus() {
+			u.Add(a)
 		}
-		if a.Resources != nil {
-			for _, p := range a.Resources.Ports {
-				if _, dup := seen[p.Value]; dup {
-					return false, dimPorts
-				}
-				seen[p.Value] = struct{}{}
-			}
-		}
-		u.add(a)
 	}
+	return UsageFits(node, u)
+}
+
+// UsageFits reports whether a node can hold usage, or names the first
+// exhausted dimension ("ports" when a port is held twice, then "cpu",
+// then "memory"). The scheduler ranks with the same rule, and the plan
+// applier re-checks committed plans with it, so both agree on what
+// "fits" means.
+func UsageFits(node *structs.Node, u *structs.NodeUsage) (fit bool, dimension string) {
+	capCPU, capMem := nodeCapacity(node)
 	switch {
-	case u.cpu > capCPU:
+	case u.PortHeldTwice():
+		return false, dimPorts
+	case u.CPU > capCPU:
 		return false, dimCPU
-	case u.memory > capMem:
+	case u.Memory > capMem:
 		return false, dimMemory
 	}
 	return true, ""

@@ -85,7 +85,7 @@ func (it *binPackIterator) Next() *RankedNode {
 		node := opt.Node
 		totalCPU, totalMem := nodeCapacity(node)
 		u := it.ctx.nodeUsage(node)
-		usedCPU, usedMem := u.cpu+it.cpu, u.memory+it.memory
+		usedCPU, usedMem := u.CPU+it.cpu, u.Memory+it.memory
 		if usedCPU > totalCPU || totalCPU <= 0 {
 			it.ctx.exhaustNode(dimCPU)
 			continue
@@ -121,7 +121,7 @@ func fitScore(cpuUtil, memUtil float64, spread bool) float64 {
 
 // assignPorts picks the group's host ports on the node into opt.Ports, or
 // returns the exhausted dimension.
-func (it *binPackIterator) assignPorts(opt *RankedNode, u *nodeUsage) string {
+func (it *binPackIterator) assignPorts(opt *RankedNode, u *structs.NodeUsage) string {
 	if len(it.ports) == 0 {
 		return ""
 	}
@@ -130,7 +130,7 @@ func (it *binPackIterator) assignPorts(opt *RankedNode, u *nodeUsage) string {
 		lo, hi = r.MinDynamicPort, r.MaxDynamicPort
 	}
 	taken := func(p int) bool {
-		if u.portUsed(p) {
+		if u.PortUsed(p) {
 			return true
 		}
 		for _, q := range opt.Ports {

@@ -20,6 +20,11 @@ type State interface {
 	// AllocsByNode returns every allocation on the node, terminal ones
 	// included.
 	AllocsByNode(nodeID string) ([]*structs.Allocation, error)
+	// NodeUsage returns what the live allocations on the node take, nil
+	// when it runs none. Ranking reads it for every candidate node, so it
+	// must not cost a walk of the node's allocations (the store keeps it
+	// as a derived table).
+	NodeUsage(nodeID string) (*structs.NodeUsage, error)
 	AllocByID(id string) (*structs.Allocation, error)
 	EvalByID(id string) (*structs.Evaluation, error)
 	LatestDeploymentByJob(namespace, jobID string) (*structs.Deployment, error)

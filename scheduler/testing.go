@@ -191,6 +191,22 @@ func (m *MemState) AllocsByNode(nodeID string) ([]*structs.Allocation, error) {
 	return sortedAllocs(m.byNode[nodeID]), nil
 }
 
+// NodeUsage adds up the node's live allocations.
+func (m *MemState) NodeUsage(nodeID string) (*structs.NodeUsage, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	u := &structs.NodeUsage{NodeID: nodeID}
+	for _, a := range sortedAllocs(m.byNode[nodeID]) {
+		if !a.TerminalStatus() {
+			u.Add(a)
+		}
+	}
+	if u.Allocs == 0 {
+		return nil, nil
+	}
+	return u, nil
+}
+
 func sortedAllocs(set map[string]*structs.Allocation) []*structs.Allocation {
 	out := make([]*structs.Allocation, 0, len(set))
 	for _, a := range set {

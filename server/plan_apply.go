@@ -262,70 +262,65 @@ func evaluatePlan(snap *fsm.StateSnapshot, overlay *structs.PlanResult, plan *st
 // A new allocation needs a ready, eligible node that is not draining; an
 // update of a running allocation needs the node up (in-place updates may
 // go on while it drains); and whatever the node would run afterwards must
-// fit in its resources.
+// fit in its resources. What it runs afterwards is the store's usage row
+// for the node with the allocations the plan and the overlay touch
+// swapped for their new versions, so the check costs the plan's
+// allocations on the node, not all the allocations the node runs.
 func evaluateNodePlan(snap *fsm.StateSnapshot, overlay *structs.PlanResult, plan *structs.Plan, nodeID string) (bool, string, error) {
 	placed := plan.NodeAllocation[nodeID]
 	if len(placed) == 0 {
 		return true, "", nil
 	}
+	fail := func(err error) (bool, string, error) {
+		return false, "", fmt.Errorf("verifying plan of evaluation %s on node %s: %w", plan.EvalID, nodeID, err)
+	}
 	node, err := snap.NodeByID(nil, nodeID)
 	if err != nil {
-		return false, "", fmt.Errorf("verifying plan of evaluation %s on node %s: %w", plan.EvalID, nodeID, err)
+		return fail(err)
 	}
 	if node == nil {
 		return false, "node does not exist", nil
 	}
-	existing, err := snap.AllocsByNode(nil, nodeID)
-	if err != nil {
-		return false, "", fmt.Errorf("verifying plan of evaluation %s on node %s: %w", plan.EvalID, nodeID, err)
-	}
 
-	// The plan's allocations and stops on this node, by ID: what the node
-	// runs afterwards is its live allocations minus these, plus the
-	// plan's. A node holds few of a plan's allocations, so these maps
-	// stay small even when the node runs hundreds.
-	inPlan := make(map[string]*structs.Allocation, len(placed)+len(plan.NodeUpdate[nodeID]))
-	for _, a := range plan.NodeUpdate[nodeID] {
-		inPlan[a.ID] = nil
-	}
-	for _, a := range placed {
-		inPlan[a.ID] = a
-	}
-	var over map[string]*structs.Allocation
+	// stored is the snapshot's version of each allocation the plan or the
+	// overlay touch on this node (nil: none); current lays the overlay,
+	// the plan being committed, over it.
+	touched := len(placed) + len(plan.NodeUpdate[nodeID])
 	if overlay != nil {
-		if n := len(overlay.NodeUpdate[nodeID]) + len(overlay.NodeAllocation[nodeID]); n > 0 {
-			over = make(map[string]*structs.Allocation, n)
-			for _, a := range overlay.NodeUpdate[nodeID] {
-				over[a.ID] = a
+		touched += len(overlay.NodeUpdate[nodeID]) + len(overlay.NodeAllocation[nodeID])
+	}
+	stored := make(map[string]*structs.Allocation, touched)
+	current := make(map[string]*structs.Allocation, touched)
+	load := func(id string) error {
+		if _, ok := stored[id]; ok {
+			return nil
+		}
+		a, err := snap.AllocByID(nil, id)
+		if err != nil {
+			return err
+		}
+		if a != nil && a.NodeID != nodeID {
+			a = nil
+		}
+		stored[id], current[id] = a, a
+		return nil
+	}
+	if overlay != nil {
+		for _, list := range [][]*structs.Allocation{overlay.NodeUpdate[nodeID], overlay.NodeAllocation[nodeID]} {
+			for _, a := range list {
+				if err := load(a.ID); err != nil {
+					return fail(err)
+				}
+				current[a.ID] = a
 			}
-			for _, a := range overlay.NodeAllocation[nodeID] {
-				over[a.ID] = a
+		}
+	}
+	for _, list := range [][]*structs.Allocation{plan.NodeUpdate[nodeID], placed} {
+		for _, a := range list {
+			if err := load(a.ID); err != nil {
+				return fail(err)
 			}
 		}
-	}
-
-	proposed := make([]*structs.Allocation, 0, len(existing)+len(placed))
-	// prev holds the current version of plan allocations that exist.
-	prev := make(map[string]*structs.Allocation, len(placed))
-	consider := func(a *structs.Allocation) {
-		if _, ok := inPlan[a.ID]; ok {
-			prev[a.ID] = a
-			return
-		}
-		if !a.TerminalStatus() {
-			proposed = append(proposed, a)
-		}
-	}
-	for _, a := range existing {
-		if o, ok := over[a.ID]; ok {
-			a = o
-			delete(over, a.ID)
-		}
-		consider(a)
-	}
-	for _, a := range over {
-		// Placed by the plan in flight, not yet in the snapshot.
-		consider(a)
 	}
 
 	demand := false
@@ -334,9 +329,9 @@ func evaluateNodePlan(snap *fsm.StateSnapshot, overlay *structs.PlanResult, plan
 			// Annotating a finished allocation takes nothing.
 			continue
 		}
-		p, exists := prev[a.ID]
+		p := current[a.ID]
 		switch {
-		case !exists || p.TerminalStatus():
+		case p == nil || p.TerminalStatus():
 			// New, or a stopped one brought back: new resources.
 			if !node.Ready() {
 				return false, nodeNotReadyReason(node), nil
@@ -349,8 +344,31 @@ func evaluateNodePlan(snap *fsm.StateSnapshot, overlay *structs.PlanResult, plan
 	if !demand {
 		return true, "", nil
 	}
-	proposed = append(proposed, placed...)
-	if ok, dim := scheduler.AllocsFit(node, proposed); !ok {
+
+	row, err := snap.NodeUsage(nil, nodeID)
+	if err != nil {
+		return fail(err)
+	}
+	u := &structs.NodeUsage{NodeID: nodeID}
+	if row != nil {
+		u = row.Copy()
+	}
+	final := current
+	for _, a := range plan.NodeUpdate[nodeID] {
+		final[a.ID] = nil
+	}
+	for _, a := range placed {
+		final[a.ID] = a
+	}
+	for id, a := range stored {
+		if a != nil && !a.TerminalStatus() {
+			u.Remove(a)
+		}
+		if f := final[id]; f != nil && !f.TerminalStatus() {
+			u.Add(f)
+		}
+	}
+	if ok, dim := scheduler.UsageFits(node, u); !ok {
 		return false, "resources exhausted: " + dim, nil
 	}
 	return true, "", nil

@@ -39,6 +39,10 @@ func (s *snapshotState) AllocsByNode(nodeID string) ([]*structs.Allocation, erro
 	return s.snap.AllocsByNode(nil, nodeID)
 }
 
+func (s *snapshotState) NodeUsage(nodeID string) (*structs.NodeUsage, error) {
+	return s.snap.NodeUsage(nil, nodeID)
+}
+
 func (s *snapshotState) AllocByID(id string) (*structs.Allocation, error) {
 	return s.snap.AllocByID(nil, id)
 }
