@@ -272,7 +272,7 @@ func (s *StateStore) DeleteAllocs(index uint64, ids []string) error {
 			continue
 		}
 		a := raw.(*structs.Allocation)
-		if err := deleteAllocTxn(txn.Txn, a); err != nil {
+		if err := deleteAllocTxn(txn.Txn, index, a); err != nil {
 			return err
 		}
 		touched = append(touched, jobKey{a.Namespace, a.JobID})

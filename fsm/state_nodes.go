@@ -92,6 +92,9 @@ func (s *StateStore) DeleteNode(index uint64, ids []string) error {
 		if err := txn.Delete(tableNodes, raw); err != nil {
 			return fmt.Errorf("deleting node %q: %w", id, err)
 		}
+		if err := nodeDeletedTxn(txn.Txn, id); err != nil {
+			return err
+		}
 	}
 	if err := setIndex(txn.Txn, index, tableNodes); err != nil {
 		return err

@@ -94,19 +94,41 @@ func drawUsageEntry(t *rapid.T, job *structs.Job, index uint64) *raft.Log {
 }
 
 // requireUsageConsistent checks the node_usage table against a
-// recomputation from the allocations.
+// recomputation from the allocations: the same usage and counts, an index
+// at least as new as every allocation's, and no other rows but those of
+// registered nodes whose allocations are all gone.
 func requireUsageConsistent(t require.TestingT, s *StateStore) {
 	helper(t)
 	txn := s.db.Txn(false)
 	want, err := computeNodeUsage(txn)
 	require.NoError(t, err)
-	it, err := txn.Get(tableNodeUsage, "id")
-	require.NoError(t, err)
-	got := []*structs.NodeUsage{}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		got = append(got, raw.(*structs.NodeUsage))
+	got := usageRows(t, s)
+	for _, w := range want {
+		g, ok := got[w.NodeID]
+		require.True(t, ok, "no row for node %s", w.NodeID)
+		require.GreaterOrEqual(t, g.Index, w.Index, "node %s", w.NodeID)
+		g.Index = w.Index
+		require.Equal(t, w, g)
+		delete(got, w.NodeID)
 	}
-	require.Equal(t, want, got)
+	for id, g := range got {
+		require.Zero(t, g.Stored, "row of node %s", id)
+		require.Zero(t, g.Allocs, "row of node %s", id)
+		node, err := s.NodeByID(nil, id)
+		require.NoError(t, err)
+		require.NotNil(t, node, "row of node %s outlives the node", id)
+	}
+}
+
+// usageRows returns copies of the table's rows by node.
+func usageRows(t require.TestingT, s *StateStore) map[string]*structs.NodeUsage {
+	it, err := s.db.Txn(false).Get(tableNodeUsage, "id")
+	require.NoError(t, err)
+	out := map[string]*structs.NodeUsage{}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out[raw.(*structs.NodeUsage).NodeID] = raw.(*structs.NodeUsage).Copy()
+	}
+	return out
 }
 
 // TestNodeUsage_EqualsRecomputation: after any sequence of allocation
@@ -116,11 +138,14 @@ func requireUsageConsistent(t require.TestingT, s *StateStore) {
 func TestNodeUsage_EqualsRecomputation(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		job := mockJob("default", "web")
-		reg := entry(t, 1, structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: job})
-		n := rapid.IntRange(1, 40).Draw(t, "entries")
-		entries := []*raft.Log{reg}
-		for i := range n {
-			entries = append(entries, drawUsageEntry(t, job, uint64(i+2)))
+		entries := []*raft.Log{entry(t, 1, structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: job})}
+		// n2 is never registered: its row goes with its last allocation.
+		for i, id := range usageNodeIDs[:2] {
+			entries = append(entries, entry(t, uint64(i+2), structs.NodeRegisterRequestType, &structs.NodeRegisterRequest{Node: mockNode(id)}))
+		}
+		first := uint64(len(entries) + 1)
+		for i := range rapid.IntRange(1, 40).Draw(t, "entries") {
+			entries = append(entries, drawUsageEntry(t, job, first+uint64(i)))
 		}
 
 		direct := newTestFSM(t)
@@ -133,19 +158,64 @@ func TestNodeUsage_EqualsRecomputation(t *testing.T) {
 		require.Equal(t, want, applyBatches(batched, entries, sizes))
 		require.Equal(t, dump(t, direct.State()), dump(t, batched.State()))
 
+		// A restore cannot know the removals before the snapshot: the
+		// rows it rebuilds may differ in index and in rows of nodes left
+		// without allocations, and stay consistent.
 		cut := rapid.IntRange(1, len(entries)).Draw(t, "snapshot_at")
 		before := newTestFSM(t)
 		applyAll(before, entries[:cut])
 		restored := newTestFSM(t)
 		restoreInto(t, restored, persist(t, before))
 		requireUsageConsistent(t, restored.State())
-		applyAll(restored, entries[cut:])
-		require.Equal(t, dump(t, direct.State()), dump(t, restored.State()))
+		require.Equal(t, want[cut:], applyAll(restored, entries[cut:]))
+		requireUsageConsistent(t, restored.State())
+		withoutUsage := func(d map[string][]any) map[string][]any {
+			delete(d, tableNodeUsage)
+			return d
+		}
+		require.Equal(t, withoutUsage(dump(t, direct.State())), withoutUsage(dump(t, restored.State())))
 	})
 }
 
-// A node's row counts its live allocations only, follows them through
-// stops and client reports, and disappears with the last of them.
+// The node's row moves its index only when the servers change its
+// allocations (a placement, a stop, a removal), not on the client's
+// reports, and it outlives the last allocation while the node is
+// registered.
+func TestNodeUsage_Index(t *testing.T) {
+	s := newTestStore(t)
+	job := mockJob("default", "web")
+	require.NoError(t, s.UpsertJob(1, 1, job, nil))
+	require.NoError(t, s.UpsertNode(2, mockNode("n1")))
+	a := mockAlloc(job, "a", "n1", "eval-1")
+	require.NoError(t, s.UpsertPlanResults(3, &structs.ApplyPlanResultsRequest{Job: job, Allocs: []*structs.Allocation{a}}))
+	index := func() uint64 {
+		u, err := s.NodeUsage(nil, "n1")
+		require.NoError(t, err)
+		require.NotNil(t, u)
+		return u.Index
+	}
+	require.Equal(t, uint64(3), index())
+
+	require.NoError(t, s.UpdateAllocsFromClient(4, []*structs.Allocation{{ID: "a", ClientStatus: structs.AllocClientRunning}}, nil))
+	require.Equal(t, uint64(3), index(), "a client report")
+	require.NoError(t, s.UpdateAllocsFromClient(5, []*structs.Allocation{{ID: "a", ClientStatus: structs.AllocClientComplete}}, nil))
+	require.Equal(t, uint64(3), index(), "a client report that ends the allocation")
+	require.NoError(t, s.DeleteAllocs(6, []string{"a"}))
+	require.Equal(t, uint64(6), index(), "a removal")
+	u, err := s.NodeUsage(nil, "n1")
+	require.NoError(t, err)
+	require.Zero(t, u.Stored)
+
+	require.NoError(t, s.DeleteNode(7, []string{"n1"}))
+	u, err = s.NodeUsage(nil, "n1")
+	require.NoError(t, err)
+	require.Nil(t, u, "the row goes with the node")
+	requireUsageConsistent(t, s)
+}
+
+// A node's row counts its live allocations' usage, follows them through
+// stops and client reports, and disappears with the last allocation of a
+// node that is not registered.
 func TestNodeUsage_Lifecycle(t *testing.T) {
 	s := newTestStore(t)
 	job := mockJob("default", "web")
@@ -157,7 +227,7 @@ func TestNodeUsage_Lifecycle(t *testing.T) {
 
 	u, err := s.NodeUsage(nil, "n1")
 	require.NoError(t, err)
-	require.Equal(t, &structs.NodeUsage{NodeID: "n1", Allocs: 2, CPU: 200, Memory: 128, Ports: []int{20001}}, u)
+	require.Equal(t, &structs.NodeUsage{NodeID: "n1", Allocs: 2, CPU: 200, Memory: 128, Ports: []int{20001}, Stored: 2, Index: 2}, u)
 
 	// Reports that keep an allocation live change nothing.
 	require.NoError(t, s.UpdateAllocsFromClient(3, []*structs.Allocation{{ID: "a", ClientStatus: structs.AllocClientRunning}}, nil))
@@ -170,12 +240,18 @@ func TestNodeUsage_Lifecycle(t *testing.T) {
 	}))
 	u, err = s.NodeUsage(nil, "n1")
 	require.NoError(t, err)
-	require.Equal(t, &structs.NodeUsage{NodeID: "n1", Allocs: 1, CPU: 100, Memory: 64}, u)
+	require.Equal(t, &structs.NodeUsage{NodeID: "n1", Allocs: 1, CPU: 100, Memory: 64, Stored: 2, Index: 4}, u)
 
 	require.NoError(t, s.UpdateAllocsFromClient(5, []*structs.Allocation{{ID: "b", ClientStatus: structs.AllocClientFailed}}, nil))
 	u, err = s.NodeUsage(nil, "n1")
 	require.NoError(t, err)
-	require.Nil(t, u, "no live allocation left: no row")
+	require.Equal(t, &structs.NodeUsage{NodeID: "n1", Stored: 2, Index: 4}, u, "nothing live left")
+
+	// n1 is not a registered node: its row goes with its last allocation.
+	require.NoError(t, s.DeleteAllocs(6, []string{"a", "b"}))
+	u, err = s.NodeUsage(nil, "n1")
+	require.NoError(t, err)
+	require.Nil(t, u)
 	requireUsageConsistent(t, s)
 }
 

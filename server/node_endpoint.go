@@ -318,8 +318,15 @@ func (n *Node) GetAllocs(args *structs.NodeSpecificRequest, reply *structs.NodeA
 }
 
 // GetClientAllocs is the cheap form of GetAllocs that clients watch: the
-// node's allocations as ID -> AllocModifyIndex, returned once one of them
-// changed after MinQueryIndex.
+// node's allocations as ID -> AllocModifyIndex, returned once the servers
+// changed one of them (placed, updated, stopped or removed it) after
+// MinQueryIndex.
+//
+// The query blocks on the node's usage row (fsm.NodeUsage), whose index
+// moves only with such changes: not with the client's own status reports,
+// which would otherwise send it one useless answer per report, and not
+// with writes to other nodes' allocations. A node that never had an
+// allocation answers index 1.
 func (n *Node) GetClientAllocs(args *structs.NodeSpecificRequest, reply *structs.NodeClientAllocsResponse) error {
 	if done, err := n.srv.forwardRead("Node.GetClientAllocs", &args.QueryOptions, args, reply); done {
 		return pool.EncodeError(err)
@@ -327,23 +334,30 @@ func (n *Node) GetClientAllocs(args *structs.NodeSpecificRequest, reply *structs
 	if args.NodeID == "" {
 		return pool.EncodeError(structs.NewError(structs.ErrInvalid, "missing node id"))
 	}
-	return pool.EncodeError(n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta,
+	// Waking only reads the row; the list is read once, from the
+	// snapshot of the answer.
+	var last *fsm.StateSnapshot
+	err := n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta,
 		func(ws memdb.WatchSet, snap *fsm.StateSnapshot) (uint64, error) {
-			allocs, err := snap.AllocsByNode(ws, args.NodeID)
-			if err != nil {
-				return 0, err
+			last = snap
+			row, err := snap.NodeUsage(ws, args.NodeID)
+			if err != nil || row == nil {
+				return 1, err
 			}
-			reply.Allocs = make(map[string]uint64, len(allocs))
-			var idx uint64
-			for _, a := range allocs {
-				reply.Allocs[a.ID] = a.AllocModifyIndex
-				idx = max(idx, a.ModifyIndex)
-			}
-			if idx == 0 {
-				idx = snap.Index("allocs")
-			}
-			return maxIndex(idx), nil
-		}))
+			return maxIndex(row.Index), nil
+		})
+	if err != nil {
+		return pool.EncodeError(err)
+	}
+	allocs, err := last.AllocsByNode(nil, args.NodeID)
+	if err != nil {
+		return pool.EncodeError(err)
+	}
+	reply.Allocs = make(map[string]uint64, len(allocs))
+	for _, a := range allocs {
+		reply.Allocs[a.ID] = a.AllocModifyIndex
+	}
+	return nil
 }
 
 // UpdateAllocs takes clients' allocation updates. Updates arriving

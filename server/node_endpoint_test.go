@@ -337,7 +337,7 @@ func TestAlloc_GetListAndJobAllocations(t *testing.T) {
 }
 
 // A client watches ID -> AllocModifyIndex and fetches only what changed:
-// its own status updates wake the watch but change no index.
+// its own status updates do not end the watch, the servers' changes do.
 func TestNode_GetClientAllocsAndAllocGetAllocs(t *testing.T) {
 	t.Parallel()
 	s := testServer(t, nil)
@@ -358,9 +358,37 @@ func TestNode_GetClientAllocsAndAllocGetAllocs(t *testing.T) {
 	var ur structs.GenericResponse
 	require.NoError(t, s.RPC("Node.UpdateAllocs", &structs.AllocUpdateRequest{Alloc: []*structs.Allocation{{ID: a0.ID, ClientStatus: structs.AllocClientRunning}}}, &ur))
 	var again structs.NodeClientAllocsResponse
-	require.NoError(t, s.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{NodeID: node.ID, QueryOptions: structs.QueryOptions{MinQueryIndex: watch.Index, MaxQueryTime: 5 * time.Second}}, &again))
-	require.Greater(t, again.Index, watch.Index)
+	start := time.Now()
+	require.NoError(t, s.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{NodeID: node.ID, QueryOptions: structs.QueryOptions{MinQueryIndex: watch.Index, MaxQueryTime: 200 * time.Millisecond}}, &again))
+	require.GreaterOrEqual(t, time.Since(start), 200*time.Millisecond, "the client's own report does not end the watch")
+	require.Equal(t, watch.Index, again.Index)
 	require.Equal(t, watch.Allocs, again.Allocs, "a client's own update changes no AllocModifyIndex")
+
+	// A stop by the servers does, at once.
+	type answer struct {
+		resp structs.NodeClientAllocsResponse
+		err  error
+	}
+	woke := make(chan answer, 1)
+	go func() {
+		var a answer
+		a.err = s.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{NodeID: node.ID, QueryOptions: structs.QueryOptions{MinQueryIndex: again.Index, MaxQueryTime: 10 * time.Second}}, &a.resp)
+		woke <- a
+	}()
+	_, stopped, err := s.raftApply(structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{
+		AllocsStopped: []*structs.Allocation{{ID: a1.ID, DesiredStatus: structs.AllocDesiredStop}},
+	})
+	require.NoError(t, err)
+	select {
+	case a := <-woke:
+		require.NoError(t, a.err)
+		r := a.resp
+		require.Equal(t, stopped, r.Index)
+		require.Equal(t, map[string]uint64{a0.ID: placed, a1.ID: stopped}, r.Allocs)
+		again = r
+	case <-time.After(5 * time.Second):
+		t.Fatal("a stop did not end the watch")
+	}
 
 	var got structs.AllocsGetResponse
 	req := &structs.AllocsGetRequest{AllocIDs: []string{a1.ID, "gone", a0.ID}, QueryOptions: structs.QueryOptions{MinQueryIndex: again.Index}}
@@ -370,4 +398,68 @@ func TestNode_GetClientAllocsAndAllocGetAllocs(t *testing.T) {
 	require.Equal(t, a0.ID, got.Allocs[1].ID)
 	require.Equal(t, structs.AllocClientRunning, got.Allocs[1].ClientStatus)
 	require.GreaterOrEqual(t, got.Index, again.Index)
+}
+
+// An empty node's watch answers index 1 and is not ended by placements on
+// other nodes, only by one on the node itself.
+func TestNode_GetClientAllocsEmptyNodeIgnoresOtherNodes(t *testing.T) {
+	t.Parallel()
+	s := testServer(t, nil)
+	empty, busy := mock.Node(), mock.Node()
+	registerNode(t, s, empty)
+	registerNode(t, s, busy)
+	job := mock.Job()
+	var jr structs.JobRegisterResponse
+	require.NoError(t, s.RPC("Job.Register", &structs.JobRegisterRequest{Job: job}, &jr))
+	stored, err := s.State().Snapshot().JobByID(nil, job.Namespace, job.ID)
+	require.NoError(t, err)
+
+	var first structs.NodeClientAllocsResponse
+	require.NoError(t, s.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{NodeID: empty.ID}, &first))
+	require.Equal(t, uint64(1), first.Index)
+	require.Empty(t, first.Allocs)
+
+	_, _, err = s.raftApply(structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Job: stored, Allocs: []*structs.Allocation{mock.AllocFor(stored, busy.ID, 0)}})
+	require.NoError(t, err)
+	var again structs.NodeClientAllocsResponse
+	start := time.Now()
+	require.NoError(t, s.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{NodeID: empty.ID, QueryOptions: structs.QueryOptions{MinQueryIndex: first.Index, MaxQueryTime: 200 * time.Millisecond}}, &again))
+	require.GreaterOrEqual(t, time.Since(start), 200*time.Millisecond, "a placement elsewhere does not end the watch")
+	require.Equal(t, uint64(1), again.Index)
+
+	mine := mock.AllocFor(stored, empty.ID, 1)
+	_, placed, err := s.raftApply(structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Job: stored, Allocs: []*structs.Allocation{mine}})
+	require.NoError(t, err)
+	var woke structs.NodeClientAllocsResponse
+	require.NoError(t, s.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{NodeID: empty.ID, QueryOptions: structs.QueryOptions{MinQueryIndex: again.Index, MaxQueryTime: 10 * time.Second}}, &woke))
+	require.Equal(t, placed, woke.Index)
+	require.Equal(t, map[string]uint64{mine.ID: placed}, woke.Allocs)
+}
+
+// Garbage collection of a node's last allocation ends its watch, so the
+// client tears down what it kept for it.
+func TestNode_GetClientAllocsWakesOnRemoval(t *testing.T) {
+	t.Parallel()
+	s := testServer(t, nil)
+	node := mock.Node()
+	registerNode(t, s, node)
+	job := mock.Job()
+	var jr structs.JobRegisterResponse
+	require.NoError(t, s.RPC("Job.Register", &structs.JobRegisterRequest{Job: job}, &jr))
+	stored, err := s.State().Snapshot().JobByID(nil, job.Namespace, job.ID)
+	require.NoError(t, err)
+	a := mock.AllocFor(stored, node.ID, 0)
+	a.DesiredStatus = structs.AllocDesiredStop
+	_, _, err = s.raftApply(structs.ApplyPlanResultsRequestType, &structs.ApplyPlanResultsRequest{Job: stored, Allocs: []*structs.Allocation{a}})
+	require.NoError(t, err)
+	var watch structs.NodeClientAllocsResponse
+	require.NoError(t, s.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{NodeID: node.ID}, &watch))
+	require.Len(t, watch.Allocs, 1)
+
+	_, removed, err := s.raftApply(structs.AllocGCRequestType, &structs.AllocGCRequest{AllocIDs: []string{a.ID}})
+	require.NoError(t, err)
+	var again structs.NodeClientAllocsResponse
+	require.NoError(t, s.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{NodeID: node.ID, QueryOptions: structs.QueryOptions{MinQueryIndex: watch.Index, MaxQueryTime: 10 * time.Second}}, &again))
+	require.Equal(t, removed, again.Index)
+	require.Empty(t, again.Allocs)
 }

@@ -17,6 +17,15 @@ type NodeUsage struct {
 	// Ports are the host ports held, sorted. A port held twice (which no
 	// committed plan does) appears twice, so a check can see it.
 	Ports []int `json:"ports,omitempty"`
+
+	// Stored counts the node's allocations in the store, terminal ones
+	// included.
+	Stored int `json:"stored"`
+	// Index is the Raft index of the servers' last change to the node's
+	// allocations: one placed, updated (a new AllocModifyIndex), stopped
+	// or removed. A client's watch on its allocations waits for it to
+	// move; the client's own status reports do not move it.
+	Index uint64 `json:"index"`
 }
 
 // Copy returns a deep copy.
