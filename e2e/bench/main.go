@@ -30,7 +30,9 @@ func main() {
 	schedCount := flag.Int("sched-count", 1000, "allocations per job in the scheduler run")
 	writes := flag.Bool("writes", true, "run the registration throughput and failover part")
 	clientRuns := flag.Int("client-runs", 20, "job starts timed on a real client node (0 skips the client part)")
+	spread := flag.Bool("sim-spread", true, "split the simulated nodes over the servers, as real clients spread; false sends all their reads to the first server")
 	flag.DurationVar(&schedProfileLength, "profile-sched", 10*time.Second, "length of the leader's CPU profile in the scheduler run (with -profile-dir)")
+	flag.DurationVar(&traceDelay, "profile-trace-at", 5*time.Second, "how long into each phase the leader's 2 s trace starts (with -profile-dir)")
 	flag.StringVar(&profileDir, "profile-dir", "", "save the leader's CPU profile and execution trace of each measured phase here")
 	flag.Parse()
 	var err error
@@ -48,7 +50,7 @@ func main() {
 	if err == nil && *schedNodes > 0 {
 		var bin string
 		if bin, err = e2e.Binary(); err == nil {
-			err = schedBench(bin, *schedNodes, *schedJobs, *schedCount)
+			err = schedBench(bin, *schedNodes, *schedJobs, *schedCount, *spread)
 		}
 	}
 	if err != nil {

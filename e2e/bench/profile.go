@@ -27,6 +27,10 @@ var schedProfileLength time.Duration
 // already make a trace of hundreds of megabytes.
 const traceLength = 2 * time.Second
 
+// traceDelay is how long into a phase the trace starts (-profile-trace-at),
+// so it can show the steady state rather than the first requests.
+var traceDelay time.Duration
+
 type profile struct{ wg sync.WaitGroup }
 
 // startProfile fetches, in the background, a CPU profile of length d
@@ -70,7 +74,10 @@ func startProfile(agents []*e2e.Agent, leader *e2e.Agent, name string, d time.Du
 		go fetch(a, fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), fmt.Sprintf("%s-%s-%s-cpu.pprof", name, role, a.Name))
 	}
 	p.wg.Add(1)
-	go fetch(leader, fmt.Sprintf("/debug/pprof/trace?seconds=%d", int(traceLength.Seconds())), name+"-trace.out")
+	go func() {
+		time.Sleep(min(traceDelay, d))
+		fetch(leader, fmt.Sprintf("/debug/pprof/trace?seconds=%d", int(traceLength.Seconds())), name+"-trace.out")
+	}()
 	return p
 }
 

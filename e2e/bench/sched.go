@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/drover-sh/drover/client/nodesim"
 	"github.com/drover-sh/drover/e2e"
 	"github.com/drover-sh/drover/structs"
 )
@@ -25,7 +24,7 @@ import (
 // placements are committed in Raft and delivered to the nodes. A second
 // clock stops when every job's evaluation is complete with nothing
 // blocked: all placements committed, whether delivered yet or not.
-func schedBench(bin string, nodes, jobs, count int) error {
+func schedBench(bin string, nodes, jobs, count int, spread bool) error {
 	dir, err := os.MkdirTemp("", "drover-schedbench-")
 	if err != nil {
 		return err
@@ -52,7 +51,7 @@ func schedBench(bin string, nodes, jobs, count int) error {
 	for _, a := range c.Agents {
 		rpcs = append(rpcs, a.RPCAddr())
 	}
-	sim, err := nodesim.New(nodesim.Config{Servers: rpcs, Nodes: nodes})
+	sim, err := newFleet(rpcs, nodes, spread)
 	if err != nil {
 		return err
 	}
@@ -60,7 +59,11 @@ func schedBench(bin string, nodes, jobs, count int) error {
 	// cluster must be stopped regardless, so it does not hold the way.
 	defer func() { go sim.Close() }()
 
-	fmt.Printf("\nScheduler: %d simulated nodes, %d jobs x %d allocations submitted at once (3 servers)\n", nodes, jobs, count)
+	where := "all watching the first server"
+	if spread {
+		where = "spread over the servers"
+	}
+	fmt.Printf("\nScheduler: %d simulated nodes (%s), %d jobs x %d allocations submitted at once (3 servers)\n", nodes, where, jobs, count)
 	start := time.Now()
 	if err := sim.Register(ctx); err != nil {
 		return err
@@ -101,6 +104,7 @@ func schedBench(bin string, nodes, jobs, count int) error {
 		cpuStart[i] = cpuTime(a.PID())
 	}
 	cpuStart[len(c.Agents)] = cpuTime(os.Getpid())
+	elections0 := electionCount(c)
 	submitStart := time.Now()
 	var wg sync.WaitGroup
 	errCh := make(chan error, jobs)
@@ -179,6 +183,11 @@ func schedBench(bin string, nodes, jobs, count int) error {
 		fmt.Printf("| %-52s | %12.1fs |\n", "CPU of "+role+" "+a.Name+" until all delivered", cpuUsed[i].Seconds())
 	}
 	fmt.Printf("| %-52s | %12.1fs |\n", "CPU of the simulated nodes (this process)", cpuUsed[len(c.Agents)].Seconds())
+	// A leader starved of CPU long enough loses its followers; the run
+	// then measures elections too, so say so.
+	if elections := electionCount(c) - elections0; elections > 0 {
+		fmt.Printf("(%d leader elections started during the run: the figures include failovers)\n", elections)
+	}
 	st := sim.Stats()
 	fmt.Printf("(nodes reported %d running through %d Node.UpdateAllocs calls; %d RPC errors)\n", st.Running, st.UpdateCalls, st.RPCErrors)
 	return nil
@@ -204,6 +213,15 @@ func cpuTime(pid int) time.Duration {
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	const ticks = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / ticks
+}
+
+// electionCount is how many elections the agents' logs show so far.
+func electionCount(c *e2e.Cluster) int {
+	n := 0
+	for _, a := range c.Agents {
+		n += strings.Count(a.LogTail(1<<30), "starting election")
+	}
+	return n
 }
 
 // rssMB is a process's resident set size in MB.
