@@ -76,6 +76,8 @@ func init() {
 	register(structs.AllocUpdateDesiredTransitionRequestType, (*FSM).applyAllocDesiredTransition)
 	register(structs.AllocGCRequestType, (*FSM).applyAllocGC)
 	register(structs.JobBatchDeregisterRequestType, (*FSM).applyJobBatchDeregister)
+	register(structs.ServiceRegistrationUpsertRequestType, (*FSM).applyServiceUpsert)
+	register(structs.ServiceRegistrationDeleteRequestType, (*FSM).applyServiceDelete)
 }
 
 // Apply writes one committed entry to the store. It must be deterministic:

@@ -84,6 +84,7 @@ func schema() *memdb.DBSchema {
 				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "NodeID"}},
 			},
 		},
+		tableServices: servicesTableSchema(),
 		tableDeployments: {
 			Name: tableDeployments,
 			Indexes: map[string]*memdb.IndexSchema{
@@ -121,7 +122,7 @@ func optionalField(name, field string) *memdb.IndexSchema {
 }
 
 // tables lists the object tables in the order snapshots write them.
-var tables = []string{tableJobs, tableJobVersions, tableEvals, tableNodes, tableAllocs, tableDeployments}
+var tables = []string{tableJobs, tableJobVersions, tableEvals, tableNodes, tableAllocs, tableDeployments, tableServices}
 
 func newMemDB() (*memdb.MemDB, error) {
 	db, err := memdb.NewMemDB(schema())

@@ -33,6 +33,7 @@ const (
 	nodeRecord
 	allocRecord
 	deploymentRecord
+	serviceRecord
 
 	endRecord recordType = 0xff
 )
@@ -53,6 +54,7 @@ var snapshotTables = []snapshotTable{
 	{nodeRecord, tableNodes, func() any { return new(structs.Node) }},
 	{allocRecord, tableAllocs, func() any { return new(structs.Allocation) }},
 	{deploymentRecord, tableDeployments, func() any { return new(structs.Deployment) }},
+	{serviceRecord, tableServices, func() any { return new(structs.ServiceRegistration) }},
 }
 
 func snapshotTableOf(t recordType) *snapshotTable {

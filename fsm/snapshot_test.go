@@ -39,6 +39,9 @@ func populate(t *testing.T, f *FSM) {
 	alloc.ClientStatus = structs.AllocClientRunning
 	require.NoError(t, s.UpsertAllocs(23, []*structs.Allocation{alloc}))
 	require.NoError(t, s.UpsertDeployment(24, mockDeployment(web, "d-1")))
+	applyOK(t, f, entry(t, 25, structs.ServiceRegistrationUpsertRequestType, &structs.ServiceRegistrationUpsertRequest{
+		Services: []*structs.ServiceRegistration{mockService(alloc, "web", "http")},
+	}))
 }
 
 func TestSnapshotRestore_RoundTrip(t *testing.T) {
@@ -54,7 +57,7 @@ func TestSnapshotRestore_RoundTrip(t *testing.T) {
 		require.NotEmpty(t, want[table], "fixture leaves table %s empty", table)
 	}
 	require.Equal(t, want, got)
-	require.Equal(t, uint64(24), dst.State().LatestIndex())
+	require.Equal(t, uint64(25), dst.State().LatestIndex())
 
 	// The restored store keeps working: versions continue, reads agree.
 	changed := mockJob("default", "web")

@@ -95,6 +95,9 @@ func (s *StateStore) DeleteNode(index uint64, ids []string) error {
 		if err := nodeDeletedTxn(txn.Txn, id); err != nil {
 			return err
 		}
+		if err := nodeServicesTxn(txn.Txn, index, id, nil); err != nil {
+			return err
+		}
 	}
 	if err := setIndex(txn.Txn, index, tableNodes); err != nil {
 		return err
@@ -128,6 +131,9 @@ func (s *StateStore) updateNodes(index uint64, ids []string, evals []*structs.Ev
 		n.ModifyIndex = index
 		if err := txn.Insert(tableNodes, n); err != nil {
 			return fmt.Errorf("writing node %q: %w", id, err)
+		}
+		if err := nodeServicesTxn(txn.Txn, index, id, n); err != nil {
+			return err
 		}
 	}
 	if err := setIndex(txn.Txn, index, tableNodes); err != nil {

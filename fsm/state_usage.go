@@ -48,6 +48,9 @@ func insertAllocTxn(txn *memdb.Txn, prev, a *structs.Allocation) error {
 	if err := txn.Insert(tableAllocs, a); err != nil {
 		return fmt.Errorf("writing allocation %q: %w", a.ID, err)
 	}
+	if err := allocServicesTxn(txn, a); err != nil {
+		return err
+	}
 	if prev == nil {
 		return addToRowTxn(txn, a)
 	}
@@ -92,6 +95,9 @@ func addToRowTxn(txn *memdb.Txn, a *structs.Allocation) error {
 func deleteAllocTxn(txn *memdb.Txn, index uint64, a *structs.Allocation) error {
 	if err := txn.Delete(tableAllocs, a); err != nil {
 		return fmt.Errorf("deleting allocation %q: %w", a.ID, err)
+	}
+	if err := allocDeletedServicesTxn(txn, index, a.ID); err != nil {
+		return err
 	}
 	return removeFromRowTxn(txn, a, index)
 }
