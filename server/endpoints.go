@@ -17,6 +17,7 @@ func (s *Server) registerEndpoints() error {
 		"Node":     &Node{srv: s},
 		"Alloc":    &Alloc{srv: s},
 		"System":   &System{srv: s},
+		"Service":  &Service{srv: s},
 	}
 	for name, e := range endpoints {
 		if err := s.rpcServer.RegisterName(name, e); err != nil {

@@ -1,6 +1,9 @@
 package structs
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // ServiceRegistration is one healthy instance of a group's service, as
 // the client running it reports it: the registry the servers keep holds
@@ -96,4 +99,34 @@ type ServiceGetResponse struct {
 // namespaces): what a client's DNS server and proxy watch.
 type NodeServicesRequest struct {
 	QueryOptions
+}
+
+// Validate checks what a client reports about one instance, recording
+// every problem under field (e.g. "services[2]").
+func (s *ServiceRegistration) Validate(v *ValidationError, field string) {
+	if s == nil {
+		v.Add(field, "must not be null")
+		return
+	}
+	if s.AllocID == "" {
+		v.Add(field+".alloc_id", "required")
+	}
+	if s.NodeID == "" {
+		v.Add(field+".node_id", "required")
+	}
+	if len(s.ServiceName) > maxIDLength || !serviceNamePattern.MatchString(s.ServiceName) {
+		v.Add(field+".service_name", "must be a DNS label: at most %d lowercase letters, digits and '-', not starting or ending with '-', got %q", maxIDLength, s.ServiceName)
+	}
+	if prefix := s.AllocID + "/" + s.ServiceName + "/"; !strings.HasPrefix(s.ID, prefix) || len(s.ID) == len(prefix) {
+		v.Add(field+".id", "must be <alloc_id>/<service_name>/<port label>, got %q", s.ID)
+	}
+	if s.Address == "" {
+		v.Add(field+".address", "required")
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		v.Add(field+".port", "must be between 1 and 65535, got %d", s.Port)
+	}
+	if s.HostPort < 0 || s.HostPort > 65535 {
+		v.Add(field+".host_port", "must be between 0 and 65535, got %d", s.HostPort)
+	}
 }
