@@ -61,6 +61,8 @@ func (h *httpHandler) routes() {
 	h.route("/v1/client/allocation/{id}/restart", methods{"PUT": h.allocRestart, "POST": h.allocRestart})
 	h.route("/v1/client/allocation/{id}/exec", methods{"GET": h.allocExec})
 	h.route("/v1/client/fs/logs/{id}", methods{"GET": h.allocLogs})
+	h.route("/v1/services", methods{"GET": h.serviceList})
+	h.route("/v1/service/{name}", methods{"GET": h.serviceGet})
 	h.route("/v1/evaluations", methods{"GET": h.evalList})
 	h.route("/v1/evaluation/{id}", methods{"GET": h.evalGet})
 	h.route("/v1/status/leader", methods{"GET": h.statusLeader})

@@ -36,6 +36,7 @@ Examples:
 			nodeCommand(),
 			allocCommand(),
 			evalCommand(),
+			serviceCommand(),
 			serverCommand(),
 			operatorCommand(),
 			systemCommand(),
