@@ -52,6 +52,14 @@ type Network interface {
 	Teardown(ctx context.Context, alloc *structs.Allocation, status *NetworkStatus) error
 }
 
+// NetworkSweeper is a Network that can remove what it made for
+// allocations that are gone (after a crash): the client calls Sweep once
+// at start, before it runs new allocations. live reports the allocations
+// the client still holds.
+type NetworkSweeper interface {
+	Sweep(ctx context.Context, live func(allocID string) bool) error
+}
+
 // NetworkStatus is what Network.Setup returns: the namespace the tasks
 // join and whatever the implementation needs to tear it down later.
 type NetworkStatus = state.NetworkState
@@ -170,6 +178,7 @@ func (ar *allocRunner) baseTaskConfig(name string) *driver.TaskConfig {
 		cfg.NetNSPath = ar.network.NetNSPath
 	}
 	ar.mu.RUnlock()
+	cfg.ResolvConfPath = ar.resolvConfPath()
 	return cfg
 }
 
@@ -210,6 +219,12 @@ func (ar *allocRunner) run() {
 		}()
 	}
 	wg.Wait()
+	if ar.c.ctx.Err() != nil {
+		return // the tasks outlive the agent, and so does their network
+	}
+	if err := ar.teardownNetwork(ar.c.ctx); err != nil {
+		ar.logger.Warn("releasing the network of the finished allocation failed; retried when it is removed", "error", err)
+	}
 }
 
 // update takes a newer version of the allocation from the servers.

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -66,6 +67,11 @@ type Config struct {
 	Network Network
 
 	CNIPluginDir string // default /usr/lib/cni; fingerprinted only
+	// MinDynamicPort and MaxDynamicPort bound the host ports the
+	// scheduler picks for this node's dynamic ports; zero takes the
+	// fingerprint's defaults (20000-32000).
+	MinDynamicPort int
+	MaxDynamicPort int
 	// Reserved is kept for the OS: the scheduler subtracts it from the
 	// node's resources.
 	Reserved *structs.NodeResources
@@ -100,6 +106,13 @@ func (c *Config) fill() error {
 	}
 	if c.LogMaxFiles < 0 {
 		return structs.NewError(structs.ErrInvalid, "client config log_max_files: must be >= 0, got %d", c.LogMaxFiles)
+	}
+	if c.MinDynamicPort == 0 && c.MaxDynamicPort == 0 {
+		c.MinDynamicPort, c.MaxDynamicPort = fingerprint.MinDynamicPort, fingerprint.MaxDynamicPort
+	}
+	if c.MinDynamicPort < 1 || c.MaxDynamicPort > 65535 || c.MinDynamicPort > c.MaxDynamicPort {
+		return structs.NewError(structs.ErrInvalid, "client config dynamic ports: need 1 <= min <= max <= 65535, got %d-%d",
+			c.MinDynamicPort, c.MaxDynamicPort)
 	}
 	if r := c.Reserved; r != nil && (r.CPU < 0 || r.Memory < 0) {
 		return structs.NewError(structs.ErrInvalid, "client config reserved: cpu and memory must be >= 0")
@@ -240,6 +253,7 @@ func (c *Client) init() error {
 	if err != nil {
 		return err
 	}
+	host.Resources.MinDynamicPort, host.Resources.MaxDynamicPort = c.cfg.MinDynamicPort, c.cfg.MaxDynamicPort
 	c.host = host
 	c.node = c.buildNode(c.fingerprintDrivers())
 	c.logger.Info("node fingerprinted", "cpu_mhz", host.Resources.CPU, "memory_mb", host.Resources.Memory,
@@ -307,6 +321,17 @@ func (c *Client) Registered() <-chan struct{} { return c.registered }
 // allocRoot is the directory of one allocation.
 func (c *Client) allocRoot(allocID string) string {
 	return filepath.Join(c.cfg.DataDir, "client", "allocs", allocID)
+}
+
+// nodeAddr is the address tasks on the host's network are reached at:
+// the agent's advertised address.
+func (c *Client) nodeAddr() string {
+	if host, _, err := net.SplitHostPort(c.cfg.HTTPAddr); err == nil && host != "" {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+			return host
+		}
+	}
+	return "127.0.0.1"
 }
 
 // getAlloc returns the runner of an allocation on this node, or a coded

@@ -2,6 +2,9 @@ package client
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,6 +54,14 @@ type fakeNetwork struct {
 	setups    map[string]int
 	teardowns map[string]int
 	fail      bool
+	sweeps    []func(string) bool // the live funcs Sweep was given
+}
+
+func (f *fakeNetwork) Sweep(ctx context.Context, live func(string) bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sweeps = append(f.sweeps, live)
+	return nil
 }
 
 func (f *fakeNetwork) Setup(ctx context.Context, a *structs.Allocation) (*NetworkStatus, error) {
@@ -60,7 +71,8 @@ func (f *fakeNetwork) Setup(ctx context.Context, a *structs.Allocation) (*Networ
 	if f.fail {
 		return nil, context.DeadlineExceeded
 	}
-	return &NetworkStatus{NetNSPath: "/var/run/netns/" + a.ID[:8], Data: map[string]string{"ip": "10.88.0.2"}}, nil
+	return &NetworkStatus{NetNSPath: "/var/run/netns/" + a.ID[:8],
+		Data: map[string]string{"ip": "10.88.0.2", "gateway": "10.88.0.1", "cni": "bridge"}}, nil
 }
 
 func (f *fakeNetwork) Teardown(ctx context.Context, a *structs.Allocation, st *NetworkStatus) error {
@@ -107,6 +119,19 @@ func TestClient_NetworkSetupAndTeardown(t *testing.T) {
 	require.Equal(t, "/var/run/netns/"+a.ID[:8], cfg.NetNSPath)
 	require.Equal(t, "8080", cfg.Env["DROVER_PORT_http"])
 	require.NotEmpty(t, cfg.Env["DROVER_HOST_PORT_http"])
+	require.Equal(t, "10.88.0.2", cfg.Env["DROVER_ALLOC_IP"])
+	require.Equal(t, "10.88.0.2:8080", cfg.Env["DROVER_ADDR_http"])
+	require.Equal(t, filepath.Join(n.dataDir, "client", "allocs", a.ID, "resolv.conf"), cfg.ResolvConfPath)
+	resolv, err := os.ReadFile(cfg.ResolvConfPath)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(resolv), "nameserver 10.88.0.1\n"), string(resolv))
+	require.Contains(t, string(resolv), "search service.drover")
+	require.NotContains(t, string(resolv), "nameserver 127.", "a loopback resolver is unreachable from the namespace")
+	netw.mu.Lock()
+	require.Len(t, netw.sweeps, 1, "the client swept once at start")
+	require.True(t, netw.sweeps[0](a.ID), "a held allocation is live")
+	require.False(t, netw.sweeps[0](structs.GenerateUUID()))
+	netw.mu.Unlock()
 
 	// A restarted client keeps the namespace it had.
 	require.NoError(t, c.Shutdown())
@@ -116,13 +141,20 @@ func TestClient_NetworkSetupAndTeardown(t *testing.T) {
 	require.Equal(t, 1, setups)
 	require.Equal(t, 0, teardowns)
 
-	// Stopped, then garbage collected: the namespace goes with it.
+	// Stopped: the network is released as soon as the tasks are dead,
+	// not only at garbage collection (ports and address are free again).
 	stopJob(t, srv, job)
 	waitServerStatus(t, srv, a.ID, structs.AllocClientComplete, 5*time.Second)
+	require.Eventually(t, func() bool {
+		_, teardowns := netw.counts(a.ID)
+		return teardowns == 1
+	}, 5*time.Second, 10*time.Millisecond)
+	// Garbage collected: torn down again, which an idempotent
+	// Teardown takes as a no-op.
 	gcAllocs(t, srv, a.ID)
 	require.Eventually(t, func() bool {
 		_, teardowns := netw.counts(a.ID)
-		return teardowns == 1 && c.NumAllocs() == 0
+		return teardowns == 2 && c.NumAllocs() == 0
 	}, 5*time.Second, 10*time.Millisecond)
 
 	// A failing setup fails the allocation without starting anything.
@@ -137,6 +169,39 @@ func TestClient_NetworkSetupAndTeardown(t *testing.T) {
 	require.Contains(t, b.ClientDescription, "setting up network")
 	require.Equal(t, []string{structs.TaskEventSetup}, eventTypes(b.TaskStates["work"]))
 	require.Zero(t, n.store.CallCount("StartTask", taskID(b)))
+}
+
+func TestClient_HostModePortEnv(t *testing.T) {
+	srv := testServer(t)
+	n := newTestNode(t, srv)
+	n.start()
+	job := testJob(structs.JobTypeService, 1, nil, nil)
+	job.Groups[0].Network = &structs.NetworkSpec{Mode: structs.NetworkModeHost, Ports: []*structs.Port{{Label: "http", To: 8080}}}
+	registerJob(t, srv, job)
+	a := waitAlloc(t, srv, job)
+	waitServerStatus(t, srv, a.ID, structs.AllocClientRunning, 5*time.Second)
+	cfg, ok := n.store.Config(taskID(a))
+	require.True(t, ok)
+	host := cfg.Env["DROVER_HOST_PORT_http"]
+	require.NotEmpty(t, host)
+	require.Equal(t, host, cfg.Env["DROVER_PORT_http"], "on the host's network the host port is the port")
+	require.Equal(t, "127.0.0.1:"+host, cfg.Env["DROVER_ADDR_http"])
+	require.NotContains(t, cfg.Env, "DROVER_ALLOC_IP")
+	require.Empty(t, cfg.ResolvConfPath)
+}
+
+func TestClient_DynamicPortRange(t *testing.T) {
+	srv := testServer(t)
+	n := newTestNode(t, srv)
+	n.cb = func(cfg *Config) { cfg.MinDynamicPort, cfg.MaxDynamicPort = 31000, 31009 }
+	c := n.start()
+	require.Equal(t, 31000, c.Node().Resources.MinDynamicPort)
+	require.Equal(t, 31009, c.Node().Resources.MaxDynamicPort)
+
+	_, err := New(Config{DataDir: t.TempDir(), Driver: mock.New(n.store, ""), Servers: func() []string { return nil },
+		MinDynamicPort: 5000, MaxDynamicPort: 4000})
+	require.ErrorContains(t, err, "dynamic ports")
+	require.Equal(t, structs.ErrInvalid, structs.CodeOf(err))
 }
 
 func TestClient_BridgeWithoutNetworkUsesTheHost(t *testing.T) {

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -109,20 +110,50 @@ func (envHook) prestart(ctx context.Context, tr *taskRunner, cfg *driver.TaskCon
 	env["DROVER_TASK_DIR"] = "/local"
 	env["DROVER_CPU_LIMIT"] = strconv.Itoa(cfg.CPU)
 	env["DROVER_MEMORY_LIMIT"] = strconv.Itoa(cfg.MemoryMB)
-	if a.Resources != nil {
-		for _, p := range a.Resources.Ports {
-			inside := p.To
-			if inside == 0 {
-				inside = p.Value
-			}
-			label := envName(p.Label)
-			env["DROVER_PORT_"+label] = strconv.Itoa(inside)
-			env["DROVER_HOST_PORT_"+label] = strconv.Itoa(p.Value)
-		}
-	}
+	tr.ar.portEnv(env)
 	cfg.Env = env
 	cfg.Hostname = allocHostname(a.ID)
 	return nil
+}
+
+// portEnv adds the allocation's address and ports. Behind a bridge (or a
+// user's CNI network) the task listens on its own address and the port
+// inside (to); on the host's network the host port is the only one, at
+// the node's address.
+func (ar *allocRunner) portEnv(env map[string]string) {
+	ar.mu.RLock()
+	var allocIP string
+	if ar.network != nil {
+		allocIP = ar.network.Data["ip"]
+	}
+	ar.mu.RUnlock()
+	if allocIP != "" {
+		env["DROVER_ALLOC_IP"] = allocIP
+	}
+	a := ar.allocation()
+	if a.Resources == nil {
+		return
+	}
+	nodeAddr := ar.c.nodeAddr()
+	for _, p := range a.Resources.Ports {
+		if p == nil {
+			continue
+		}
+		label := envName(p.Label)
+		host := strconv.Itoa(p.Value)
+		env["DROVER_HOST_PORT_"+label] = host
+		if allocIP == "" {
+			env["DROVER_PORT_"+label] = host
+			env["DROVER_ADDR_"+label] = net.JoinHostPort(nodeAddr, host)
+			continue
+		}
+		inside := p.To
+		if inside == 0 {
+			inside = p.Value
+		}
+		env["DROVER_PORT_"+label] = strconv.Itoa(inside)
+		env["DROVER_ADDR_"+label] = net.JoinHostPort(allocIP, strconv.Itoa(inside))
+	}
 }
 
 // allocHostname is the first 8 characters of the allocation ID: the

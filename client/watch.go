@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/drover-sh/drover/client/driver"
@@ -196,6 +197,19 @@ func (c *Client) sweepOrphans() error {
 		c.logger.Info("destroying orphan container", "task_id", t.ID, "alloc_id", t.Labels[driver.LabelAlloc])
 		if err := c.driver.DestroyTask(ctx, t.ID); err != nil {
 			c.logger.Warn("destroying orphan container failed", "task_id", t.ID, "error", err)
+		}
+	}
+	// After the containers: a namespace is released once nothing runs
+	// in it. Allocations the client holds (terminal ones too) release
+	// their own network when their tasks end.
+	if sw, ok := c.cfg.Network.(NetworkSweeper); ok {
+		live := func(id string) bool {
+			c.allocsMu.RLock()
+			defer c.allocsMu.RUnlock()
+			return c.allocs[id] != nil
+		}
+		if err := sw.Sweep(ctx, live); err != nil {
+			return fmt.Errorf("sweeping orphan networks: %w", err)
 		}
 	}
 	return nil

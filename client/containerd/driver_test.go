@@ -56,12 +56,13 @@ func TestValidateTaskConfig(t *testing.T) {
 	}
 	require.NoError(t, validateTaskConfig(ok()))
 	for field, mutate := range map[string]func(*driver.TaskConfig){
-		"id":          func(c *driver.TaskConfig) { c.ID = "has space" },
-		"image":       func(c *driver.TaskConfig) { c.Image = "" },
-		"cpu":         func(c *driver.TaskConfig) { c.CPU = -1 },
-		"memory":      func(c *driver.TaskConfig) { c.MemoryMB = -1 },
-		"stdout_path": func(c *driver.TaskConfig) { c.StdoutPath = "rel/stdout" },
-		"netns_path":  func(c *driver.TaskConfig) { c.NetNSPath = "netns" },
+		"id":               func(c *driver.TaskConfig) { c.ID = "has space" },
+		"image":            func(c *driver.TaskConfig) { c.Image = "" },
+		"cpu":              func(c *driver.TaskConfig) { c.CPU = -1 },
+		"memory":           func(c *driver.TaskConfig) { c.MemoryMB = -1 },
+		"stdout_path":      func(c *driver.TaskConfig) { c.StdoutPath = "rel/stdout" },
+		"netns_path":       func(c *driver.TaskConfig) { c.NetNSPath = "netns" },
+		"resolv_conf_path": func(c *driver.TaskConfig) { c.ResolvConfPath = "resolv.conf" },
 	} {
 		c := ok()
 		mutate(c)

@@ -42,6 +42,7 @@ func validateTaskConfig(cfg *driver.TaskConfig) error {
 	for field, p := range map[string]string{
 		"alloc_dir": cfg.AllocDir, "task_dir": cfg.TaskDir,
 		"stdout_path": cfg.StdoutPath, "stderr_path": cfg.StderrPath, "netns_path": cfg.NetNSPath,
+		"resolv_conf_path": cfg.ResolvConfPath,
 	} {
 		if p != "" && !filepath.IsAbs(p) {
 			return structs.NewError(structs.ErrInvalid, "%s: %q is not an absolute path", field, p)
@@ -115,9 +116,13 @@ func specOpts(cfg *driver.TaskConfig, image client.Image, files taskFiles, cgrou
 	if cfg.TaskDir != "" {
 		mounts = append(mounts, bindMount(cfg.TaskDir, "/local", "rw"))
 	}
-	// Minimal images have no resolv.conf; the host's is right for the host
-	// network and the best guess behind a bridge.
-	mounts = append(mounts, bindMount("/etc/resolv.conf", "/etc/resolv.conf", "ro"))
+	// Minimal images have no resolv.conf. Behind a bridge the client
+	// writes one naming the node's DNS; otherwise the host's is right.
+	resolv := "/etc/resolv.conf"
+	if cfg.ResolvConfPath != "" {
+		resolv = cfg.ResolvConfPath
+	}
+	mounts = append(mounts, bindMount(resolv, "/etc/resolv.conf", "ro"))
 	if files.hostname != "" {
 		mounts = append(mounts, bindMount(files.hostname, "/etc/hostname", "ro"))
 	}

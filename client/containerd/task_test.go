@@ -176,6 +176,18 @@ func TestStartTask_JoinsNetworkNamespace(t *testing.T) {
 		"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tweb-1\n")
 }
 
+func TestStartTask_ResolvConf(t *testing.T) {
+	d, f := pulled(t)
+	resolv := filepath.Join(t.TempDir(), "resolv.conf")
+	require.NoError(t, os.WriteFile(resolv, []byte("nameserver 172.26.64.1\nsearch service.drover\n"), 0o644))
+	cfg := taskConfig(t, f, "resolv", "/bin/sh", "-c", "cat /etc/resolv.conf; echo x >> /etc/resolv.conf || echo read-only")
+	cfg.ResolvConfPath = resolv
+	_, err := d.StartTask(context.Background(), cfg)
+	require.NoError(t, err)
+	require.Zero(t, waitExit(t, d, cfg.ID, 10*time.Second).ExitCode, readFile(t, cfg.StderrPath))
+	readEventually(t, cfg.StdoutPath, "nameserver 172.26.64.1\nsearch service.drover\nread-only\n")
+}
+
 func TestStartTask_FailureLeavesNothing(t *testing.T) {
 	d, f := pulled(t)
 	ctx := context.Background()

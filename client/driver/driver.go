@@ -131,6 +131,9 @@ type TaskConfig struct {
 	// NetNSPath joins an existing network namespace; empty means the
 	// host's network.
 	NetNSPath string
+	// ResolvConfPath is a host file mounted read-only at
+	// /etc/resolv.conf; empty mounts the host's own.
+	ResolvConfPath string
 }
 
 // TaskHandle is what the client stores to find a task again.
