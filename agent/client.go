@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 
 	"github.com/drover-sh/drover/client"
+	"github.com/drover-sh/drover/client/cni"
 	"github.com/drover-sh/drover/client/containerd"
 	"github.com/drover-sh/drover/structs"
 )
@@ -49,6 +50,17 @@ func (a *Agent) startClient(httpAddr string) error {
 		return fmt.Errorf("containerd driver: %w", err)
 	}
 	a.driver = drv
+	netw, err := cni.New(cni.Config{
+		BridgeName: cc.Network.BridgeName,
+		Subnet:     cc.Network.Subnet,
+		PluginDir:  cc.CNIPluginDir,
+		ConfDir:    cc.Network.CNIConfDir,
+		StateDir:   filepath.Join(c.DataDir, "client", "network"),
+		Logger:     a.logger,
+	})
+	if err != nil {
+		return fmt.Errorf("client network: %w", err)
+	}
 	cl, err := client.New(client.Config{
 		NodeID:       a.nodeID,
 		Name:         c.Name,
@@ -59,11 +71,15 @@ func (a *Agent) startClient(httpAddr string) error {
 		HTTPAddr:     httpAddr,
 		Servers:      a.serverRPCAddrs,
 		Driver:       drv,
+		Network:      netw,
 		CNIPluginDir: cc.CNIPluginDir,
-		Reserved:     &structs.NodeResources{CPU: cc.Reserved.CPU, Memory: cc.Reserved.Memory},
-		LogMaxBytes:  cc.LogMaxBytes,
-		LogMaxFiles:  cc.LogMaxFiles,
-		Logger:       a.logger,
+		// The node advertises the range; the scheduler picks from it.
+		MinDynamicPort: cc.Network.MinDynamicPort,
+		MaxDynamicPort: cc.Network.MaxDynamicPort,
+		Reserved:       &structs.NodeResources{CPU: cc.Reserved.CPU, Memory: cc.Reserved.Memory},
+		LogMaxBytes:    cc.LogMaxBytes,
+		LogMaxFiles:    cc.LogMaxFiles,
+		Logger:         a.logger,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the client: %w", err)

@@ -8,6 +8,9 @@ import (
 	"os"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/drover-sh/drover/client/cni"
+	"github.com/drover-sh/drover/client/fingerprint"
 )
 
 // Default ports; see DESIGN.md.
@@ -74,10 +77,27 @@ type Client struct {
 	// present, for nodes without a registry.
 	ImageDir     string `yaml:"image_dir"`
 	CNIPluginDir string `yaml:"cni_plugin_dir"`
+	// Network is how allocations get their own network (bridge mode,
+	// cni/<name>) and which host ports they are given.
+	Network ClientNetwork `yaml:"network"`
 	// Reserved is kept for the OS and the agent itself.
 	Reserved    Reserved `yaml:"reserved"`
 	LogMaxBytes int64    `yaml:"log_max_bytes"`
 	LogMaxFiles int      `yaml:"log_max_files"`
+}
+
+// ClientNetwork configures allocation networking. Several clients on one
+// machine need their own bridge name and subnet.
+type ClientNetwork struct {
+	BridgeName string `yaml:"bridge_name"`
+	Subnet     string `yaml:"subnet"`
+	// CNIConfDir holds user conflists: network mode cni/<name> loads
+	// <dir>/<name>.conflist.
+	CNIConfDir string `yaml:"cni_conf_dir"`
+	// MinDynamicPort..MaxDynamicPort is where dynamic host ports are
+	// picked from.
+	MinDynamicPort int `yaml:"min_dynamic_port"`
+	MaxDynamicPort int `yaml:"max_dynamic_port"`
 }
 
 // Containerd says which containerd to use.
@@ -114,7 +134,14 @@ func DefaultConfig() *Config {
 		Server:          Server{RaftMultiplier: 1},
 		Client: Client{
 			Containerd:   Containerd{Namespace: "drover", Binary: "containerd"},
-			CNIPluginDir: "/usr/lib/cni",
+			CNIPluginDir: cni.DefaultPluginDir,
+			Network: ClientNetwork{
+				BridgeName:     cni.DefaultBridgeName,
+				Subnet:         cni.DefaultSubnet,
+				CNIConfDir:     cni.DefaultConfDir,
+				MinDynamicPort: fingerprint.MinDynamicPort,
+				MaxDynamicPort: fingerprint.MaxDynamicPort,
+			},
 			LogMaxBytes:  10 << 20,
 			LogMaxFiles:  2,
 		},
@@ -160,6 +187,7 @@ func (c *Config) Validate() error {
 		if c.Client.Reserved.CPU < 0 || c.Client.Reserved.Memory < 0 {
 			errs = append(errs, errors.New("client.reserved cpu and memory must not be negative"))
 		}
+		errs = append(errs, c.Client.Network.validate()...)
 	}
 	if c.Server.BootstrapExpect < 0 {
 		errs = append(errs, errors.New("-bootstrap-expect must be >= 0"))
@@ -179,6 +207,20 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("raft_multiplier must be 1..10, got %d", c.Server.RaftMultiplier))
 	}
 	return errors.Join(errs...)
+}
+
+// validate checks the network section, naming each bad field.
+func (n *ClientNetwork) validate() []error {
+	var errs []error
+	cc := cni.Config{BridgeName: n.BridgeName, Subnet: n.Subnet, ConfDir: n.CNIConfDir, StateDir: "/"}
+	if err := cc.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("client.network.%w", err))
+	}
+	if n.MinDynamicPort < 1 || n.MaxDynamicPort > 65535 || n.MinDynamicPort > n.MaxDynamicPort {
+		errs = append(errs, fmt.Errorf("client.network min_dynamic_port and max_dynamic_port: need 1 <= min <= max <= 65535, got %d-%d",
+			n.MinDynamicPort, n.MaxDynamicPort))
+	}
+	return errs
 }
 
 // advertiseIP is the address other agents reach this one at.

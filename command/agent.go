@@ -42,6 +42,9 @@ Examples:
 			&cli.StringSliceFlag{Name: "meta", Usage: "node metadata key=value (repeatable)"},
 			&cli.StringFlag{Name: "image-dir", Usage: "directory of image archives (*.tar) imported when an image is missing"},
 			&cli.StringSliceFlag{Name: "plain-http-registry", Usage: "registry host:port pulled over plain HTTP (repeatable)"},
+			&cli.StringFlag{Name: "network-bridge", Usage: "bridge of the allocations' networks (default drover0); unique per client on a machine"},
+			&cli.StringFlag{Name: "network-subnet", Usage: "IPv4 subnet of the bridge (default 172.26.64.0/20); unique per client on a machine"},
+			&cli.StringFlag{Name: "cni-conf-dir", Usage: "directory of user conflists: network mode cni/NAME loads NAME.conflist"},
 			&cli.IntFlag{Name: "bootstrap-expect", Usage: "bootstrap Raft once this many servers see each other"},
 			&cli.StringFlag{Name: "data-dir", Usage: "where the agent keeps its state"},
 			&cli.StringFlag{Name: "bind", Usage: "address to listen on", Value: "0.0.0.0"},
@@ -130,6 +133,9 @@ func agentConfig(c *cli.Context) (*agent.Config, error) {
 	set("containerd-namespace", func() { cfg.Client.Containerd.Namespace = c.String("containerd-namespace") })
 	set("node-class", func() { cfg.Client.NodeClass = c.String("node-class") })
 	set("image-dir", func() { cfg.Client.ImageDir = c.String("image-dir") })
+	set("network-bridge", func() { cfg.Client.Network.BridgeName = c.String("network-bridge") })
+	set("network-subnet", func() { cfg.Client.Network.Subnet = c.String("network-subnet") })
+	set("cni-conf-dir", func() { cfg.Client.Network.CNIConfDir = c.String("cni-conf-dir") })
 	set("plain-http-registry", func() {
 		cfg.Client.PlainHTTPRegistries = append(cfg.Client.PlainHTTPRegistries, c.StringSlice("plain-http-registry")...)
 	})

@@ -69,19 +69,19 @@ func (c *Config) Validate() error {
 		c.Logger = hclog.NewNullLogger()
 	}
 	if !bridgeNamePattern.MatchString(c.BridgeName) {
-		return structs.NewError(structs.ErrInvalid, "network bridge_name: %q must be 1 to 15 characters of [A-Za-z0-9_.-]", c.BridgeName)
+		return structs.NewError(structs.ErrInvalid, "bridge_name: %q must be 1 to 15 characters of [A-Za-z0-9_.-]", c.BridgeName)
 	}
 	if _, err := subnetGateway(c.Subnet); err != nil {
 		return err
 	}
 	if c.StateDir == "" || !filepath.IsAbs(c.StateDir) {
-		return structs.NewError(structs.ErrInvalid, "network state_dir: %q must be an absolute path", c.StateDir)
+		return structs.NewError(structs.ErrInvalid, "state_dir: %q must be an absolute path", c.StateDir)
 	}
 	if !filepath.IsAbs(c.PluginDir) {
-		return structs.NewError(structs.ErrInvalid, "network cni_plugin_dir: %q must be an absolute path", c.PluginDir)
+		return structs.NewError(structs.ErrInvalid, "cni_plugin_dir: %q must be an absolute path", c.PluginDir)
 	}
 	if !filepath.IsAbs(c.ConfDir) {
-		return structs.NewError(structs.ErrInvalid, "network cni_conf_dir: %q must be an absolute path", c.ConfDir)
+		return structs.NewError(structs.ErrInvalid, "cni_conf_dir: %q must be an absolute path", c.ConfDir)
 	}
 	return nil
 }
@@ -91,17 +91,17 @@ func (c *Config) Validate() error {
 func subnetGateway(cidr string) (net.IP, error) {
 	ip, ipn, err := net.ParseCIDR(cidr)
 	if err != nil {
-		return nil, structs.NewError(structs.ErrInvalid, "network subnet: %q is not a CIDR: %v", cidr, err)
+		return nil, structs.NewError(structs.ErrInvalid, "subnet: %q is not a CIDR: %v", cidr, err)
 	}
 	ones, bits := ipn.Mask.Size()
 	if ip.To4() == nil || bits != 32 {
-		return nil, structs.NewError(structs.ErrInvalid, "network subnet: %q is not IPv4", cidr)
+		return nil, structs.NewError(structs.ErrInvalid, "subnet: %q is not IPv4", cidr)
 	}
 	if !ip.Equal(ipn.IP) {
-		return nil, structs.NewError(structs.ErrInvalid, "network subnet: %q has host bits set (did you mean %s?)", cidr, ipn)
+		return nil, structs.NewError(structs.ErrInvalid, "subnet: %q has host bits set (did you mean %s?)", cidr, ipn)
 	}
 	if ones > 29 {
-		return nil, structs.NewError(structs.ErrInvalid, "network subnet: %q is too small, at most /29", cidr)
+		return nil, structs.NewError(structs.ErrInvalid, "subnet: %q is too small, at most /29", cidr)
 	}
 	gw := make(net.IP, 4)
 	copy(gw, ipn.IP.To4())

@@ -344,14 +344,14 @@ func TestConfig_Validate(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{Config{StateDir: "/x", Subnet: "10.0.0.0/33"}, "network subnet"},
-		{Config{StateDir: "/x", Subnet: "nope"}, "network subnet"},
+		{Config{StateDir: "/x", Subnet: "10.0.0.0/33"}, "subnet:"},
+		{Config{StateDir: "/x", Subnet: "nope"}, "subnet:"},
 		{Config{StateDir: "/x", Subnet: "10.0.0.1/24"}, "host bits"},
 		{Config{StateDir: "/x", Subnet: "10.0.0.0/30"}, "too small"},
 		{Config{StateDir: "/x", Subnet: "fd00::/64"}, "not IPv4"},
-		{Config{StateDir: "/x", BridgeName: "a-name-longer-than-15"}, "network bridge_name"},
-		{Config{StateDir: "relative"}, "network state_dir"},
-		{Config{StateDir: "/x", ConfDir: "conf"}, "network cni_conf_dir"},
+		{Config{StateDir: "/x", BridgeName: "a-name-longer-than-15"}, "bridge_name:"},
+		{Config{StateDir: "relative"}, "state_dir:"},
+		{Config{StateDir: "/x", ConfDir: "conf"}, "cni_conf_dir:"},
 	} {
 		err := tc.cfg.Validate()
 		require.ErrorContains(t, err, tc.want, "%+v", tc.cfg)
