@@ -142,8 +142,8 @@ func DefaultConfig() *Config {
 				MinDynamicPort: fingerprint.MinDynamicPort,
 				MaxDynamicPort: fingerprint.MaxDynamicPort,
 			},
-			LogMaxBytes:  10 << 20,
-			LogMaxFiles:  2,
+			LogMaxBytes: 10 << 20,
+			LogMaxFiles: 2,
 		},
 	}
 }
