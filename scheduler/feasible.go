@@ -78,16 +78,50 @@ func (it *checkerIterator) Reset() { it.source.Reset() }
 // containerdDriver is the task driver every task uses.
 const containerdDriver = "containerd"
 
-// driverChecker refuses nodes whose containerd driver reports unhealthy.
-// A node that says nothing about drivers (a simulated one) is accepted.
-type driverChecker struct{ ctx *evalContext }
+// cniDriver is the node's CNI networking, which bridge and cni/<name>
+// groups need.
+const cniDriver = "cni"
 
-func (c *driverChecker) Feasible(node *structs.Node) bool {
-	if d, ok := node.Drivers[containerdDriver]; ok && (!d.Detected || !d.Healthy) {
-		c.ctx.filterNode(node, "driver containerd unhealthy")
+// driverChecker refuses nodes whose containerd driver reports unhealthy,
+// and, for groups with their own network, nodes whose CNI networking is
+// unhealthy. A node that says nothing about drivers (a simulated one) is
+// accepted.
+type driverChecker struct {
+	ctx *evalContext
+	// needsCNI is set per group: bridge or cni/<name> network mode.
+	needsCNI bool
+}
+
+func (c *driverChecker) setGroup(tg *structs.TaskGroup) { c.needsCNI = groupNeedsCNI(tg) }
+
+func groupNeedsCNI(tg *structs.TaskGroup) bool {
+	if tg.Network == nil {
 		return false
 	}
-	return true
+	m := tg.Network.Mode
+	return m == structs.NetworkModeBridge || strings.HasPrefix(m, "cni/")
+}
+
+func (c *driverChecker) Feasible(node *structs.Node) bool {
+	reason, ok := driversFit(node, c.needsCNI)
+	if !ok {
+		c.ctx.filterNode(node, reason)
+	}
+	return ok
+}
+
+// driversFit says whether node's runtime (and networking, when needed)
+// can run a group, and if not, why.
+func driversFit(node *structs.Node, needsCNI bool) (string, bool) {
+	if d, ok := node.Drivers[containerdDriver]; ok && (!d.Detected || !d.Healthy) {
+		return "driver containerd unhealthy", false
+	}
+	if needsCNI {
+		if d, ok := node.Drivers[cniDriver]; ok && (!d.Detected || !d.Healthy) {
+			return "cni networking unhealthy", false
+		}
+	}
+	return "", true
 }
 
 // constraintChecker applies a list of compiled constraints.

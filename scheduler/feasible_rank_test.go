@@ -304,3 +304,47 @@ func TestSpreadBlockEven(t *testing.T) {
 		require.Equal(t, 3, n, "rack r%d", i+1)
 	}
 }
+
+// A node whose containerd is unhealthy gets nothing; one whose CNI
+// networking is unhealthy gets host-network groups but no bridge ones.
+func TestUnhealthyDriversFilterNodes(t *testing.T) {
+	unhealthy := &structs.DriverInfo{Detected: true, Healthy: false, HealthDescription: "broken"}
+	healthy := &structs.DriverInfo{Detected: true, Healthy: true}
+	drivers := func(ctrd, cni *structs.DriverInfo) func(*structs.Node) {
+		return func(n *structs.Node) {
+			n.Drivers = map[string]*structs.DriverInfo{containerdDriver: ctrd, cniDriver: cni}
+		}
+	}
+	for _, mode := range []string{structs.NetworkModeBridge, structs.NetworkModeHost} {
+		t.Run(mode, func(t *testing.T) {
+			h := newTestHarness(t)
+			noRuntime := addNodes(h, 1, drivers(unhealthy, healthy))[0]
+			noCNI := addNodes(h, 1, drivers(healthy, unhealthy))[0]
+			job := mock.Job()
+			job.Type = structs.JobTypeSystem
+			job.Groups[0].Network = &structs.NetworkSpec{Mode: mode}
+			job, _ = register(t, h, job)
+			live := liveAllocs(t, h, job)
+			on := perNode(live)
+			require.Zero(t, on[noRuntime.ID], "no allocation where containerd is unhealthy")
+			if mode == structs.NetworkModeBridge {
+				require.Empty(t, live, "a bridge group needs CNI")
+			} else {
+				require.Equal(t, 1, on[noCNI.ID], "host networking does not need CNI")
+			}
+		})
+	}
+}
+
+func TestUnhealthyCNIIsTheReasonGiven(t *testing.T) {
+	h := newTestHarness(t)
+	addNodes(h, 2, func(n *structs.Node) {
+		n.Drivers = map[string]*structs.DriverInfo{cniDriver: {Detected: true, Healthy: false}}
+	})
+	job := mock.Job()
+	job.Groups[0].Network = &structs.NetworkSpec{Mode: "cni/mynet"}
+	register(t, h, job)
+	m := requireComplete(t, h).FailedTGAllocs["web"]
+	require.NotNil(t, m)
+	require.Equal(t, 2, m.ConstraintFiltered["cni networking unhealthy"])
+}

@@ -27,6 +27,7 @@ type stack struct {
 	batch bool
 
 	source      *staticIterator
+	drivers     *driverChecker
 	constraints *constraintChecker
 	checkers    *checkerIterator
 	distinctH   *distinctHostsChecker
@@ -51,8 +52,9 @@ func newStack(ctx *evalContext, batch bool, algorithm structs.SchedulerAlgorithm
 	s.constraints = &constraintChecker{ctx: ctx}
 	s.distinctH = &distinctHostsChecker{ctx: ctx}
 	s.distinctP = &distinctPropertyChecker{ctx: ctx}
+	s.drivers = &driverChecker{ctx: ctx}
 	s.checkers = &checkerIterator{source: s.source, checkers: []FeasibilityChecker{
-		&driverChecker{ctx: ctx}, s.constraints, s.distinctH, s.distinctP,
+		s.drivers, s.constraints, s.distinctH, s.distinctP,
 	}}
 	ranked := &feasibleRankIterator{ctx: ctx, source: s.checkers}
 	s.binPack = &binPackIterator{ctx: ctx, source: ranked, spread: algorithm == structs.SchedulerAlgorithmSpread}
@@ -101,6 +103,7 @@ func (s *stack) Select(tg *structs.TaskGroup, opts *selectOptions) *RankedNode {
 		s.groups[tg.Name] = con
 	}
 	s.constraints.constraints = con
+	s.drivers.setGroup(tg)
 	s.distinctH.setGroup(s.job, tg)
 	s.distinctP.setGroup(s.job, tg)
 	s.binPack.setGroup(tg)
@@ -138,6 +141,6 @@ func (s *stack) feasibleOn(tg *structs.TaskGroup, node *structs.Node) bool {
 			return false
 		}
 	}
-	d, ok := node.Drivers[containerdDriver]
-	return !ok || (d.Detected && d.Healthy)
+	_, ok = driversFit(node, groupNeedsCNI(tg))
+	return ok
 }
