@@ -235,6 +235,8 @@ func (ar *allocRunner) update(a *structs.Allocation) {
 	if err := ar.c.db.PutAlloc(a); err != nil {
 		ar.logger.Error("persisting allocation failed", "error", err)
 	}
+	// Deregister before the tasks get their stop signal.
+	ar.c.services.allocChanged(ar)
 	if a.DesiredStatus != structs.AllocDesiredRun {
 		reason := "allocation stopped by the servers"
 		if a.DesiredDescription != "" {
@@ -276,6 +278,7 @@ func (ar *allocRunner) taskUpdated() {
 		}
 	}
 	ar.c.updater.mark(ar)
+	ar.c.services.allocChanged(ar)
 }
 
 // clientStatus derives the allocation's status from its tasks.
@@ -315,6 +318,7 @@ func (ar *allocRunner) snapshot() *structs.Allocation {
 // destroy stops the allocation and removes everything it left on the
 // node: containers, network, directories and its local state.
 func (ar *allocRunner) destroy() {
+	ar.c.services.removeAlloc(ar.id)
 	ar.stop("allocation removed by the servers")
 	<-ar.waitCh
 	ctx := ar.c.ctx

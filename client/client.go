@@ -55,6 +55,10 @@ type Config struct {
 	// HTTPAddr is the agent's HTTP address, put on the node so servers
 	// can proxy log requests to it.
 	HTTPAddr string
+	// ServiceAddress is the node address that service instances in the
+	// host's network are registered at; empty takes HTTPAddr's host when
+	// it names one, else 127.0.0.1.
+	ServiceAddress string
 
 	// Servers returns the RPC addresses of the servers believed alive
 	// (from gossip). It may change at any time and be empty for a while.
@@ -156,15 +160,16 @@ func (c *Config) fill() error {
 
 // Client is a running node agent.
 type Client struct {
-	cfg     Config
-	logger  hclog.Logger
-	driver  driver.Driver
-	db      *state.DB
-	pool    *pool.Pool
-	servers *serverPicker
-	host    *fingerprint.Host
-	rotator *logRotator
-	updater *updater
+	cfg      Config
+	logger   hclog.Logger
+	driver   driver.Driver
+	db       *state.DB
+	pool     *pool.Pool
+	servers  *serverPicker
+	host     *fingerprint.Host
+	rotator  *logRotator
+	updater  *updater
+	services *serviceSync
 
 	// ctx ends at Shutdown: loops return and task runners let go of
 	// their tasks without stopping them.
@@ -219,9 +224,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.rotator = newLogRotator(cfg.LogMaxBytes, cfg.LogMaxFiles, c.logger)
 	c.updater = newUpdater(c)
+	c.services = newServiceSync(c)
 	c.restore()
 
-	c.wg.Add(5)
+	c.wg.Add(6)
+	go func() { defer c.wg.Done(); c.services.run(c.ctx) }()
 	go func() { defer c.wg.Done(); c.rotator.run(c.ctx, cfg.LogRotateInterval) }()
 	go func() { defer c.wg.Done(); c.updater.run(c.ctx) }()
 	go func() { defer c.wg.Done(); c.nodeLoop() }()
