@@ -80,6 +80,10 @@ func (a *Agent) startClient(httpAddr string) error {
 		LogMaxBytes:    cc.LogMaxBytes,
 		LogMaxFiles:    cc.LogMaxFiles,
 		Logger:         a.logger,
+		// Host-network instances are registered at the address other
+		// nodes reach this one at.
+		ServiceAddress: c.advertiseIP(),
+		DNSAddr:        cc.DNS.Addr,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the client: %w", err)

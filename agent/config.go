@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 
 	"gopkg.in/yaml.v3"
 
@@ -80,6 +81,8 @@ type Client struct {
 	// Network is how allocations get their own network (bridge mode,
 	// cni/<name>) and which host ports they are given.
 	Network ClientNetwork `yaml:"network"`
+	// DNS is the node's DNS server for service discovery.
+	DNS ClientDNS `yaml:"dns"`
 	// Reserved is kept for the OS and the agent itself.
 	Reserved    Reserved `yaml:"reserved"`
 	LogMaxBytes int64    `yaml:"log_max_bytes"`
@@ -99,6 +102,18 @@ type ClientNetwork struct {
 	MinDynamicPort int `yaml:"min_dynamic_port"`
 	MaxDynamicPort int `yaml:"max_dynamic_port"`
 }
+
+// ClientDNS configures the node's DNS server, which answers
+// <service>.service.drover from the service registry (and, for bridge
+// allocations, on their bridge gateway port 53 too).
+type ClientDNS struct {
+	// Addr is host:port; "" runs no DNS server.
+	Addr string `yaml:"addr"`
+}
+
+// DefaultDNSAddr keeps the node's DNS off port 53 of the host, where a
+// system resolver may already listen.
+const DefaultDNSAddr = "127.0.0.1:8600"
 
 // Containerd says which containerd to use.
 type Containerd struct {
@@ -142,6 +157,7 @@ func DefaultConfig() *Config {
 				MinDynamicPort: fingerprint.MinDynamicPort,
 				MaxDynamicPort: fingerprint.MaxDynamicPort,
 			},
+			DNS:         ClientDNS{Addr: DefaultDNSAddr},
 			LogMaxBytes: 10 << 20,
 			LogMaxFiles: 2,
 		},
@@ -188,6 +204,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("client.reserved cpu and memory must not be negative"))
 		}
 		errs = append(errs, c.Client.Network.validate()...)
+		if a := c.Client.DNS.Addr; a != "" {
+			if host, port, err := net.SplitHostPort(a); err != nil || net.ParseIP(host) == nil || !validPort(port) {
+				errs = append(errs, fmt.Errorf("client.dns.addr must be ip:port (or empty for no DNS server), got %q", a))
+			}
+		}
 	}
 	if c.Server.BootstrapExpect < 0 {
 		errs = append(errs, errors.New("-bootstrap-expect must be >= 0"))
@@ -221,6 +242,11 @@ func (n *ClientNetwork) validate() []error {
 			n.MinDynamicPort, n.MaxDynamicPort))
 	}
 	return errs
+}
+
+func validPort(s string) bool {
+	p, err := strconv.Atoi(s)
+	return err == nil && p >= 0 && p <= 65535
 }
 
 // advertiseIP is the address other agents reach this one at.

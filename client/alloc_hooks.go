@@ -71,6 +71,7 @@ func (networkHook) prerun(ctx context.Context, ar *allocRunner) error {
 	ar.mu.RUnlock()
 	if have {
 		// Restored: the namespace outlived the agent.
+		ar.c.listenDNSOnGateway(ar)
 		return ar.writeResolvConf()
 	}
 	if ar.c.cfg.Network == nil {
@@ -93,6 +94,7 @@ func (networkHook) prerun(ctx context.Context, ar *allocRunner) error {
 	if err := ar.c.db.PutNetwork(ar.id, st); err != nil {
 		ar.logger.Error("persisting network state failed", "error", err)
 	}
+	ar.c.listenDNSOnGateway(ar)
 	return ar.writeResolvConf()
 }
 

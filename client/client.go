@@ -25,6 +25,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/drover-sh/drover/client/dns"
 	"github.com/drover-sh/drover/client/driver"
 	"github.com/drover-sh/drover/client/fingerprint"
 	"github.com/drover-sh/drover/client/state"
@@ -59,6 +60,10 @@ type Config struct {
 	// host's network are registered at; empty takes HTTPAddr's host when
 	// it names one, else 127.0.0.1.
 	ServiceAddress string
+	// DNSAddr is where the node's DNS server answers for
+	// <service>.service.drover (host:port); empty runs none. Once a
+	// bridge exists it also answers on the bridge gateway, port 53.
+	DNSAddr string
 
 	// Servers returns the RPC addresses of the servers believed alive
 	// (from gossip). It may change at any time and be empty for a while.
@@ -170,6 +175,7 @@ type Client struct {
 	rotator  *logRotator
 	updater  *updater
 	services *serviceSync
+	dns      *dns.Server // nil without DNSAddr
 
 	// ctx ends at Shutdown: loops return and task runners let go of
 	// their tasks without stopping them.
@@ -225,6 +231,12 @@ func New(cfg Config) (*Client, error) {
 	c.rotator = newLogRotator(cfg.LogMaxBytes, cfg.LogMaxFiles, c.logger)
 	c.updater = newUpdater(c)
 	c.services = newServiceSync(c)
+	if err := c.startDNS(); err != nil {
+		c.cancel()
+		c.pool.Close()
+		db.Close()
+		return nil, err
+	}
 	c.restore()
 
 	c.wg.Add(6)
@@ -278,6 +290,9 @@ func (c *Client) Shutdown() error {
 		// time; closing the connections ends them now.
 		c.pool.Close()
 		c.wg.Wait()
+		if c.dns != nil {
+			c.dns.Close()
+		}
 		c.allocsMu.RLock()
 		runners := make([]*allocRunner, 0, len(c.allocs))
 		for _, ar := range c.allocs {

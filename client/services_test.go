@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 
 	"github.com/drover-sh/drover/server"
@@ -204,4 +205,39 @@ func TestResolvePort(t *testing.T) {
 			require.Equal(t, tc.want, got)
 		})
 	}
+}
+
+// The node's DNS server answers from the registry through the real RPC:
+// a registered instance resolves (A and SRV), a stopped one stops
+// resolving.
+func TestClient_DNSAnswersFromTheRegistry(t *testing.T) {
+	srv := testServer(t)
+	n := newTestNode(t, srv)
+	n.cb = func(cfg *Config) { cfg.DNSAddr = "127.0.0.1:0" }
+	c := n.start()
+	addrs := c.DNSAddrs()
+	require.Len(t, addrs, 1)
+	lookup := func(qtype uint16) *mdns.Msg {
+		m := new(mdns.Msg)
+		m.SetQuestion("web.service.drover.", qtype)
+		resp, _, err := (&mdns.Client{Timeout: time.Second}).Exchange(m, addrs[0])
+		require.NoError(t, err)
+		return resp
+	}
+	require.Equal(t, mdns.RcodeNameError, lookup(mdns.TypeA).Rcode)
+
+	job := serviceJob(23004)
+	registerJob(t, srv, job)
+	a := waitAlloc(t, srv, job)
+	require.Eventually(t, func() bool { return lookup(mdns.TypeA).Rcode == mdns.RcodeSuccess }, 10*time.Second, 10*time.Millisecond)
+	resp := lookup(mdns.TypeA)
+	require.Len(t, resp.Answer, 1)
+	require.Equal(t, "127.0.0.1", resp.Answer[0].(*mdns.A).A.String())
+	resp = lookup(mdns.TypeSRV)
+	require.Len(t, resp.Answer, 1)
+	require.Equal(t, uint16(23004), resp.Answer[0].(*mdns.SRV).Port)
+	require.Equal(t, structs.ShortID(a.ID)+".alloc.drover.", resp.Answer[0].(*mdns.SRV).Target)
+
+	stopJob(t, srv, job)
+	require.Eventually(t, func() bool { return lookup(mdns.TypeA).Rcode == mdns.RcodeNameError }, 10*time.Second, 10*time.Millisecond)
 }
