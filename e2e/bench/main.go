@@ -30,6 +30,8 @@ func main() {
 	schedCount := flag.Int("sched-count", 1000, "allocations per job in the scheduler run")
 	writes := flag.Bool("writes", true, "run the registration throughput and failover part")
 	clientRuns := flag.Int("client-runs", 20, "job starts timed on a real client node (0 skips the client part)")
+	networkRuns := flag.Int("network-runs", 20, "bridge-mode starts and CNI setups timed on a real client node (0 skips the network part)")
+	networkAllocs := flag.Int("network-allocs", 100, "allocations started at once on one node in the network part")
 	spread := flag.Bool("sim-spread", true, "split the simulated nodes over the servers, as real clients spread; false sends all their reads to the first server")
 	flag.DurationVar(&schedProfileLength, "profile-sched", 10*time.Second, "length of the leader's CPU profile in the scheduler run (with -profile-dir)")
 	flag.DurationVar(&traceDelay, "profile-trace-at", 5*time.Second, "how long into each phase the leader's 2 s trace starts (with -profile-dir)")
@@ -44,6 +46,14 @@ func main() {
 		if bin, err = e2e.Binary(); err == nil {
 			if repo, err = repoRoot(); err == nil {
 				err = clientBench(bin, repo, *clientRuns)
+			}
+		}
+	}
+	if err == nil && *networkRuns > 0 {
+		var bin, repo string
+		if bin, err = e2e.Binary(); err == nil {
+			if repo, err = repoRoot(); err == nil {
+				err = networkBench(bin, repo, *networkRuns, *networkAllocs)
 			}
 		}
 	}
