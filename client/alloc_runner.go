@@ -222,10 +222,18 @@ func (ar *allocRunner) run() {
 	if ar.c.ctx.Err() != nil {
 		return // the tasks outlive the agent, and so does their network
 	}
-	if err := ar.teardownNetwork(ar.c.ctx); err != nil {
+	// The tasks are dead: release the network even if the agent is being
+	// stopped meanwhile (Shutdown waits for this runner); a CNI DEL cut
+	// short leaves a namespace and rules behind until the next start.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ar.c.ctx), networkTeardownTimeout)
+	defer cancel()
+	if err := ar.teardownNetwork(ctx); err != nil {
 		ar.logger.Warn("releasing the network of the finished allocation failed; retried when it is removed", "error", err)
 	}
 }
+
+// networkTeardownTimeout bounds releasing a finished allocation's network.
+const networkTeardownTimeout = 30 * time.Second
 
 // update takes a newer version of the allocation from the servers.
 func (ar *allocRunner) update(a *structs.Allocation) {

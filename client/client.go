@@ -285,6 +285,18 @@ func (c *Client) init() error {
 func (c *Client) Shutdown() error {
 	c.shutdownOnce.Do(func() {
 		c.logger.Info("client shutting down; tasks keep running")
+		// Last states first, for at most a second: the servers may be
+		// gone too.
+		flushed := make(chan error, 1)
+		go func() { flushed <- c.updater.flush() }()
+		select {
+		case err := <-flushed:
+			if err != nil {
+				c.logger.Warn("failed to send the last allocation states", "error", err)
+			}
+		case <-time.After(time.Second):
+			c.logger.Warn("servers did not take the last allocation states within a second")
+		}
 		c.cancel()
 		// Blocking queries wait on the servers for up to their max
 		// time; closing the connections ends them now.

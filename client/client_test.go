@@ -268,3 +268,29 @@ func TestClient_StoppedJobIsStoppedAndDestroyed(t *testing.T) {
 		require.DirExists(t, filepath.Join(n.dataDir, "client", "allocs", a.ID))
 	}
 }
+
+// A client shutting down sends the states it has not reported yet, so a
+// stopped agent does not leave the servers with stale ones until its next
+// start.
+func TestClient_ShutdownSendsLastStates(t *testing.T) {
+	srv := testServer(t)
+	n := newTestNode(t, srv)
+	n.cb = func(c *Config) { c.UpdateWindow = 30 * time.Second }
+	c := n.start()
+
+	job := testJob(structs.JobTypeBatch, 1, map[string]string{"run_for": "10ms"}, nil)
+	registerJob(t, srv, job)
+	a := waitAlloc(t, srv, job)
+	require.Eventually(t, func() bool {
+		local := c.Allocs()
+		return len(local) == 1 && local[0].ClientStatus == structs.AllocClientComplete
+	}, 10*time.Second, 10*time.Millisecond)
+	got, err := srv.State().Snapshot().AllocByID(nil, a.ID)
+	require.NoError(t, err)
+	require.NotEqual(t, structs.AllocClientComplete, got.ClientStatus, "the 30 s update window holds the update back")
+
+	require.NoError(t, c.Shutdown())
+	got, err = srv.State().Snapshot().AllocByID(nil, a.ID)
+	require.NoError(t, err)
+	require.Equal(t, structs.AllocClientComplete, got.ClientStatus)
+}

@@ -76,6 +76,25 @@ func (u *updater) stats() (calls, failures int64) {
 	return u.calls, u.failures
 }
 
+// flush sends what is queued, once: a client shutting down (an agent
+// being stopped right after its tasks were) tells the servers the last
+// states instead of leaving them to the next start.
+func (u *updater) flush() error {
+	u.mu.Lock()
+	batch := u.dirty
+	u.dirty = make(map[string]*allocRunner)
+	u.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	updates := make([]*structs.Allocation, 0, len(batch))
+	for _, ar := range batch {
+		updates = append(updates, ar.clientUpdate())
+	}
+	var resp structs.GenericResponse
+	return u.c.rpc("Node.UpdateAllocs", &structs.AllocUpdateRequest{Alloc: updates}, &resp)
+}
+
 func (u *updater) run(ctx context.Context) {
 	retry := time.Duration(0)
 	for {

@@ -21,13 +21,14 @@ stop() {
 	sock=$data/containerd/containerd.sock
 	if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
 		# Tasks outlive the agent by design (it reattaches when it comes
-		# back): stop the jobs first so the client removes their
-		# containers, then the agent, which stops its containerd.
+		# back): stop and purge the jobs first so the client removes
+		# their containers and networks (and the next `make dev` starts
+		# with none), then the agent, which stops its containerd.
 		jobs=$(curl -fsS "$DROVER_ADDR/v1/jobs" 2>/dev/null | grep -o '"id":"[^"]*"' | cut -d'"' -f4 || true)
 		if [ -n "$jobs" ]; then
 			echo "==> stopping the dev jobs:" $jobs
 			for job in $jobs; do
-				"$bin" job stop "$job" >/dev/null 2>&1 || true
+				"$bin" job stop -purge "$job" >/dev/null 2>&1 || true
 			done
 			# Until the client has removed every container (kill_timeout
 			# may hold a stop for a few seconds).
@@ -138,7 +139,9 @@ Try:
   $bin job status web                # the web job and its allocations
   $bin alloc logs -f <alloc>         # follow an allocation's output
   $bin alloc exec <alloc> -- ps      # run a command in its container
-  $bin node status -self             # this node: resources, containerd
+  $bin node status -self             # this node: resources, containerd, CNI
+  $bin service info web              # healthy instances of the web service
+  $bin alloc exec <alloc> -- wget -qO- http://web.service.drover:8080/
   $bin job stop web
   make dev-stop                      # stop the agent, containers and registry
 MSG
