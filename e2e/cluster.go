@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,7 +88,7 @@ func (a *Agent) Start() error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group, and die with the test process if it dies first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := startFromSpawner(cmd); err != nil {
 		logf.Close()
 		return err
 	}
@@ -99,6 +100,34 @@ func (a *Agent) Start() error {
 		close(a.done)
 	}()
 	return nil
+}
+
+// Pdeathsig fires when the OS thread that started the child exits, not
+// the process. Go ends a thread whose goroutine exits while locked to it,
+// which network namespace code does (ns.Do), so an agent started from an
+// ordinary goroutine could be killed half way through a test. Children
+// are therefore started from one goroutine locked to its thread for the
+// life of the process.
+var spawnCh = make(chan spawnReq)
+
+type spawnReq struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func init() {
+	go func() {
+		runtime.LockOSThread() // never unlocked: this thread lives as long as the process
+		for req := range spawnCh {
+			req.done <- req.cmd.Start()
+		}
+	}()
+}
+
+func startFromSpawner(cmd *exec.Cmd) error {
+	done := make(chan error, 1)
+	spawnCh <- spawnReq{cmd: cmd, done: done}
+	return <-done
 }
 
 // Running reports whether the process is alive.
