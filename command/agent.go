@@ -44,6 +44,7 @@ Examples:
 			&cli.StringSliceFlag{Name: "plain-http-registry", Usage: "registry host:port pulled over plain HTTP (repeatable)"},
 			&cli.StringFlag{Name: "network-bridge", Usage: "bridge of the allocations' networks (default drover0); unique per client on a machine"},
 			&cli.StringFlag{Name: "network-subnet", Usage: "IPv4 subnet of the bridge (default 172.26.64.0/20); unique per client on a machine"},
+			&cli.StringFlag{Name: "dns-addr", Usage: "ip:port of the node's DNS server for <service>.service.drover (default 127.0.0.1:8600; \"\" for none); unique per client on a machine"},
 			&cli.StringFlag{Name: "cni-conf-dir", Usage: "directory of user conflists: network mode cni/NAME loads NAME.conflist"},
 			&cli.IntFlag{Name: "bootstrap-expect", Usage: "bootstrap Raft once this many servers see each other"},
 			&cli.StringFlag{Name: "data-dir", Usage: "where the agent keeps its state"},
@@ -129,6 +130,7 @@ func agentConfig(c *cli.Context) (*agent.Config, error) {
 	}
 	set("server", func() { cfg.Server.Enabled = c.Bool("server") })
 	set("client", func() { cfg.Client.Enabled = c.Bool("client") })
+	set("dns-addr", func() { cfg.Client.DNS.Addr = c.String("dns-addr") })
 	set("containerd-socket", func() { cfg.Client.Containerd.Address = c.String("containerd-socket") })
 	set("containerd-namespace", func() { cfg.Client.Containerd.Namespace = c.String("containerd-namespace") })
 	set("node-class", func() { cfg.Client.NodeClass = c.String("node-class") })
