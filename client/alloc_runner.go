@@ -42,6 +42,10 @@ type allocRunner struct {
 	setupErr error  // the allocation could not be set up
 	netNote  string // why the allocation runs in the host network
 	killed   bool   // siblings of a failed task were told to stop
+	// health is the deployment health this client decided (nil while
+	// undecided); healthCh wakes its watcher.
+	health   *structs.AllocDeploymentStatus
+	healthCh chan struct{}
 }
 
 // Network sets up and tears down the network of allocations whose group
@@ -74,6 +78,7 @@ func newAllocRunner(c *Client, alloc *structs.Allocation, restored *state.Alloc)
 		tasks:    make(map[string]*taskRunner),
 		restored: restored,
 		waitCh:   make(chan struct{}),
+		healthCh: make(chan struct{}, 1),
 	}
 	if restored != nil {
 		ar.network = restored.Network
@@ -210,6 +215,7 @@ func (ar *allocRunner) run() {
 		ar.taskUpdated()
 		return
 	}
+	go ar.watchHealth()
 	var wg sync.WaitGroup
 	for _, tr := range ar.tasks {
 		wg.Add(1)
@@ -287,6 +293,7 @@ func (ar *allocRunner) taskUpdated() {
 	}
 	ar.c.updater.mark(ar)
 	ar.c.services.allocChanged(ar)
+	ar.kickHealth()
 }
 
 // clientStatus derives the allocation's status from its tasks.
@@ -313,6 +320,7 @@ func (ar *allocRunner) clientUpdate() *structs.Allocation {
 	return &structs.Allocation{
 		ID: a.ID, NodeID: a.NodeID, Namespace: a.Namespace, JobID: a.JobID, TaskGroup: a.TaskGroup,
 		ClientStatus: status, ClientDescription: desc, TaskStates: states, ModifyTime: time.Now().UnixNano(),
+		DeploymentStatus: ar.deploymentHealth(),
 	}
 }
 
@@ -320,6 +328,9 @@ func (ar *allocRunner) clientUpdate() *structs.Allocation {
 func (ar *allocRunner) snapshot() *structs.Allocation {
 	a := ar.allocation().Copy()
 	a.ClientStatus, a.ClientDescription, a.TaskStates = ar.clientStatus()
+	if h := ar.deploymentHealth(); h != nil {
+		a.DeploymentStatus = h
+	}
 	return a
 }
 

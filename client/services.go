@@ -46,6 +46,8 @@ type serviceInstance struct {
 	reg     *structs.ServiceRegistration
 	checks  []*checks.Check
 	healthy bool
+	// kick wakes the allocation's deployment health watcher.
+	kick func()
 }
 
 func newServiceSync(c *Client) *serviceSync {
@@ -73,7 +75,25 @@ func (s *serviceSync) healthChanged(id string, h checks.Health, output string) {
 	s.mu.Unlock()
 	if inst != nil {
 		s.poke()
+		inst.kick()
 	}
+}
+
+// allocHealthy reports whether every service of the allocation's group
+// has its instance and every instance passes its checks.
+func (s *serviceSync) allocHealthy(allocID string, services int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := s.byAlloc[allocID]
+	if len(ids) < services {
+		return false
+	}
+	for _, id := range ids {
+		if inst := s.instances[id]; inst == nil || !inst.healthy {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *serviceSync) poke() {
@@ -172,7 +192,7 @@ func (s *serviceSync) build(ar *allocRunner) []*serviceInstance {
 			ar.logger.Warn("service has no port to register", "service", svc.Name, "port", svc.Port)
 			continue
 		}
-		inst := &serviceInstance{reg: &structs.ServiceRegistration{
+		inst := &serviceInstance{kick: ar.kickHealth, reg: &structs.ServiceRegistration{
 			ID:          structs.ServiceRegistrationID(a.ID, svc.Name, svc.Port),
 			ServiceName: svc.Name,
 			Namespace:   a.Namespace,
