@@ -165,10 +165,12 @@ func upsertJobTxn(txn *memdb.Txn, index uint64, u jobUpsert) error {
 		job.JobModifyIndex = existing.JobModifyIndex
 		job.SubmitTime = existing.SubmitTime
 		job.StatusDescription = existing.StatusDescription
+		job.Stable = existing.Stable
 	}
 	if newVersion {
 		job.JobModifyIndex = index
 		job.SubmitTime = u.submitTime
+		job.Stable = false // only a successful deployment makes a version stable
 	}
 	job.ModifyIndex = index
 	if job.Status, err = jobStatus(txn, job); err != nil {

@@ -78,6 +78,7 @@ func (s *StateStore) upsertPlanResults(index uint64, req *structs.ApplyPlanResul
 		d.CreateIndex = index
 		if raw != nil {
 			d.CreateIndex = raw.(*structs.Deployment).CreateIndex
+			keepEndedStatus(raw.(*structs.Deployment), d)
 		}
 		d.ModifyIndex = index
 		if err := txn.Insert(tableDeployments, d); err != nil {
@@ -186,12 +187,18 @@ func updateDeploymentStatusTxn(txn *memdb.Txn, index uint64, u *structs.Deployme
 	if raw == nil {
 		return notFound("deployment %q not found", u.DeploymentID)
 	}
+	if !raw.(*structs.Deployment).Active() {
+		return nil // an ended deployment keeps its status
+	}
 	d := raw.(*structs.Deployment).Copy()
 	d.Status = u.Status
 	d.StatusDescription = u.StatusDescription
 	d.ModifyIndex = index
 	if err := txn.Insert(tableDeployments, d); err != nil {
 		return fmt.Errorf("writing deployment %q: %w", d.ID, err)
+	}
+	if d.Status == structs.DeploymentStatusSuccessful {
+		return markStableTxn(txn, index, d)
 	}
 	return nil
 }

@@ -62,3 +62,18 @@ func (d *Deployment) Copy() *Deployment {
 	}
 	return &c
 }
+
+// DeploymentUpdateRequest is the deployment watcher's (and the
+// Deployment.Fail endpoint's) write: the deployment's new counts and
+// status, the evaluation that lets the scheduler act on them at once,
+// and, for an auto_revert, the stable version to register again as a new
+// version. A deployment that has ended meanwhile is left as it is. When
+// the status becomes successful the deployment's job version is marked
+// stable in the same transaction.
+type DeploymentUpdateRequest struct {
+	Deployment *Deployment
+	Eval       *Evaluation
+	RevertJob  *Job
+	SubmitTime int64
+	WriteRequest
+}

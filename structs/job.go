@@ -45,10 +45,13 @@ type Job struct {
 	Status            string `json:"status"`
 	StatusDescription string `json:"status_description,omitempty"`
 	Version           uint64 `json:"version"`
-	SubmitTime        int64  `json:"submit_time"`
-	CreateIndex       uint64 `json:"create_index"`
-	ModifyIndex       uint64 `json:"modify_index"`
-	JobModifyIndex    uint64 `json:"job_modify_index"`
+	// Stable is set on a version once a deployment of it succeeded:
+	// auto_revert goes back to the newest stable version.
+	Stable         bool   `json:"stable,omitempty"`
+	SubmitTime     int64  `json:"submit_time"`
+	CreateIndex    uint64 `json:"create_index"`
+	ModifyIndex    uint64 `json:"modify_index"`
+	JobModifyIndex uint64 `json:"job_modify_index"`
 }
 
 // Constraint restricts the nodes a job or group may run on.
@@ -166,7 +169,7 @@ func (j *Job) SpecChanged(other *Job) bool {
 
 func (j *Job) clearServerFields() {
 	j.Status, j.StatusDescription = "", ""
-	j.Version, j.SubmitTime = 0, 0
+	j.Version, j.SubmitTime, j.Stable = 0, 0, false
 	j.CreateIndex, j.ModifyIndex, j.JobModifyIndex = 0, 0, 0
 }
 

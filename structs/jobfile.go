@@ -264,7 +264,7 @@ var (
 // serverFields are the Job fields the servers set. A job file may carry
 // them (it may be a job read back from the API); their values are dropped.
 var serverFields = map[string]bool{
-	"stop": true, "status": true, "status_description": true, "version": true,
+	"stop": true, "status": true, "status_description": true, "version": true, "stable": true,
 	"submit_time": true, "create_index": true, "modify_index": true, "job_modify_index": true,
 }
 

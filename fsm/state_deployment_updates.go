@@ -1,0 +1,128 @@
+package fsm
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/drover-sh/drover/structs"
+)
+
+func init() {
+	register(structs.DeploymentStatusUpdateRequestType, (*FSM).applyDeploymentUpdate)
+}
+
+func (f *FSM) applyDeploymentUpdate(index uint64, body []byte) interface{} {
+	var req structs.DeploymentUpdateRequest
+	if err := structs.Decode(body, &req); err != nil {
+		return fmt.Errorf("decoding deployment update at index %d: %w", index, err)
+	}
+	return f.State().updateDeployment(index, &req)
+}
+
+// UpdateDeployment writes a deployment watcher's update (see
+// structs.DeploymentUpdateRequest). The store keeps copies.
+func (s *StateStore) UpdateDeployment(index uint64, req *structs.DeploymentUpdateRequest) error {
+	c := *req
+	c.Deployment = req.Deployment.Copy()
+	c.Eval = req.Eval.Copy()
+	c.RevertJob = req.RevertJob.Copy()
+	return s.updateDeployment(index, &c)
+}
+
+// updateDeployment takes ownership of what req points to.
+func (s *StateStore) updateDeployment(index uint64, req *structs.DeploymentUpdateRequest) error {
+	d := req.Deployment
+	if d == nil {
+		return structs.NewError(structs.ErrInvalid, "deployment update without a deployment")
+	}
+	txn := s.writeTxn()
+	defer txn.Abort()
+	raw, err := txn.First(tableDeployments, "id", d.ID)
+	if err != nil {
+		return fmt.Errorf("reading deployment %q: %w", d.ID, err)
+	}
+	if raw == nil {
+		return notFound("deployment %q not found", d.ID)
+	}
+	old := raw.(*structs.Deployment)
+	if !old.Active() {
+		// Ended meanwhile (cancelled by a newer version, or failed by a
+		// person): the watcher's view is stale, and so is its revert.
+		return nil
+	}
+	d.CreateIndex = old.CreateIndex
+	d.ModifyIndex = index
+	if err := txn.Insert(tableDeployments, d); err != nil {
+		return fmt.Errorf("writing deployment %q: %w", d.ID, err)
+	}
+	tables := []string{tableDeployments}
+	if d.Status == structs.DeploymentStatusSuccessful {
+		if err := markStableTxn(txn.Txn, index, d); err != nil {
+			return err
+		}
+	}
+	if err := setIndex(txn.Txn, index, tables...); err != nil {
+		return err
+	}
+	switch {
+	case req.RevertJob != nil:
+		// The evaluation goes with the job it schedules.
+		if err := upsertJobTxn(txn.Txn, index, jobUpsert{job: req.RevertJob, eval: req.Eval, submitTime: req.SubmitTime}); err != nil {
+			return fmt.Errorf("reverting job %q of deployment %q: %w", req.RevertJob.ID, d.ID, err)
+		}
+	case req.Eval != nil:
+		touched, err := upsertEvalsTxn(txn.Txn, index, []*structs.Evaluation{req.Eval})
+		if err != nil {
+			return err
+		}
+		if err := setIndex(txn.Txn, index, tableEvals); err != nil {
+			return err
+		}
+		if err := setJobStatuses(txn.Txn, index, touched); err != nil {
+			return err
+		}
+	}
+	txn.Commit()
+	return nil
+}
+
+// keepEndedStatus keeps the status of a deployment that has ended when
+// a plan made before writes its copy: a failed or cancelled deployment
+// never runs again.
+func keepEndedStatus(old, d *structs.Deployment) {
+	if old != nil && !old.Active() {
+		d.Status, d.StatusDescription = old.Status, old.StatusDescription
+	}
+}
+
+// markStableTxn marks the deployment's job version stable, in the
+// versions table and, when it is still the current version, in the jobs
+// table, and moves the index rows of what it wrote.
+func markStableTxn(txn *memdb.Txn, index uint64, d *structs.Deployment) error {
+	raw, err := txn.First(tableJobVersions, "id", d.Namespace, d.JobID, d.JobVersion)
+	if err != nil {
+		return fmt.Errorf("reading version %d of job %q: %w", d.JobVersion, d.JobID, err)
+	}
+	if raw != nil && !raw.(*structs.Job).Stable {
+		v := raw.(*structs.Job).Copy()
+		v.Stable = true
+		if err := txn.Insert(tableJobVersions, v); err != nil {
+			return fmt.Errorf("writing version %d of job %q: %w", d.JobVersion, d.JobID, err)
+		}
+		if err := setIndex(txn, index, tableJobVersions); err != nil {
+			return err
+		}
+	}
+	job, err := jobByIDTxn(txn, nil, d.Namespace, d.JobID)
+	if err != nil || job == nil || job.Version != d.JobVersion || job.Stable {
+		return err
+	}
+	j := job.Copy()
+	j.Stable = true
+	j.ModifyIndex = index
+	if err := txn.Insert(tableJobs, j); err != nil {
+		return fmt.Errorf("writing job %q: %w", d.JobID, err)
+	}
+	return setIndex(txn, index, tableJobs)
+}
