@@ -16,14 +16,20 @@ import (
 // listener hands it connections that start with connRaft, and Dial writes
 // that byte before giving the connection to Raft.
 type raftLayer struct {
-	addr    net.Addr
+	addr net.Addr
+	// localIP is the source of dialled connections (nil: any), the
+	// server's bind address, so peers see one address per server.
+	localIP net.IP
 	connCh  chan net.Conn
 	closeCh chan struct{}
 	once    sync.Once
 }
 
-func newRaftLayer(addr net.Addr) *raftLayer {
-	return &raftLayer{addr: addr, connCh: make(chan net.Conn), closeCh: make(chan struct{})}
+func newRaftLayer(addr net.Addr, localIP net.IP) *raftLayer {
+	if localIP != nil && localIP.IsUnspecified() {
+		localIP = nil
+	}
+	return &raftLayer{addr: addr, localIP: localIP, connCh: make(chan net.Conn), closeCh: make(chan struct{})}
 }
 
 // handoff gives an accepted Raft connection to the transport.
@@ -53,7 +59,7 @@ func (l *raftLayer) Close() error {
 func (l *raftLayer) Addr() net.Addr { return l.addr }
 
 func (l *raftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", string(address), timeout)
+	c, err := pool.Dial(string(address), l.localIP, timeout)
 	if err != nil {
 		return nil, err
 	}

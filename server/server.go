@@ -193,7 +193,10 @@ func (s *Server) setupRPC() error {
 			s.config.RPCAdvertise = &adv
 		}
 	}
-	s.raftLayer = newRaftLayer(s.config.RPCAdvertise)
+	// Connections to other servers leave from the bind address: on a host
+	// with several addresses that is the one peers know this server by.
+	s.raftLayer = newRaftLayer(s.config.RPCAdvertise, s.config.RPCAddr.IP)
+	s.pool.SetLocalIP(s.config.RPCAddr.IP)
 	return nil
 }
 

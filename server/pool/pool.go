@@ -34,9 +34,13 @@ const maxIdleStreams = 64
 // Pool keeps one multiplexed session per server address.
 type Pool struct {
 	dialTimeout time.Duration
-	mu          sync.Mutex
-	conns       map[string]*conn
-	closed      bool
+	// localIP, when set, is the source address of every connection, so a
+	// server bound to one address of a multi-address host is seen (and
+	// firewalled) as that address by its peers.
+	localIP net.IP
+	mu      sync.Mutex
+	conns   map[string]*conn
+	closed  bool
 }
 
 // conn is one yamux session and its idle net/rpc clients (one per stream).
@@ -52,6 +56,17 @@ func New(dialTimeout time.Duration) *Pool {
 		dialTimeout = 5 * time.Second
 	}
 	return &Pool{dialTimeout: dialTimeout, conns: make(map[string]*conn)}
+}
+
+// SetLocalIP makes every later connection leave from ip (nil or an
+// unspecified address: the kernel chooses). Call it before the first RPC.
+func (p *Pool) SetLocalIP(ip net.IP) {
+	if ip == nil || ip.IsUnspecified() {
+		ip = nil
+	}
+	p.mu.Lock()
+	p.localIP = ip
+	p.mu.Unlock()
 }
 
 // RPC calls method on the server at addr. Coded errors come back as
@@ -120,10 +135,11 @@ func (p *Pool) get(addr string) (*conn, error) {
 		p.mu.Unlock()
 		return c, nil
 	}
+	local := p.localIP
 	p.mu.Unlock()
 
 	// Dial outside the lock so one dead server does not stall calls to others.
-	nc, err := net.DialTimeout("tcp", addr, p.dialTimeout)
+	nc, err := Dial(addr, local, p.dialTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -239,4 +255,13 @@ func DecodeError(err error) error {
 		return err
 	}
 	return &e
+}
+
+// Dial opens a TCP connection to addr from localIP (any address when nil).
+func Dial(addr string, localIP net.IP, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	if localIP != nil {
+		d.LocalAddr = &net.TCPAddr{IP: localIP}
+	}
+	return d.Dial("tcp", addr)
 }
