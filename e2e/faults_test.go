@@ -1,0 +1,296 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/drover-sh/drover/api"
+	"github.com/drover-sh/drover/client/nodesim"
+	"github.com/drover-sh/drover/structs"
+)
+
+// startSim registers n simulated nodes through the given servers and runs
+// them until the test ends.
+func startSim(t *testing.T, servers []*Agent, n int) *nodesim.Sim {
+	t.Helper()
+	var addrs []string
+	for _, a := range servers {
+		addrs = append(addrs, a.RPCAddr())
+	}
+	sim, err := nodesim.New(nodesim.Config{Servers: addrs, Nodes: n, Name: "sim"})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done; sim.Close() })
+	regCtx, regCancel := context.WithTimeout(ctx, 30*time.Second)
+	defer regCancel()
+	require.NoError(t, sim.Register(regCtx))
+	go func() { defer close(done); sim.Run(ctx) }()
+	return sim
+}
+
+// partitionFor cuts a off from others and heals at cleanup, failing the
+// test if any of its rules is left.
+func partitionFor(t *testing.T, a *Agent, others ...*Agent) *Partition {
+	t.Helper()
+	tag := fmt.Sprintf("drover-e2e-%s-%d", strings.ReplaceAll(a.IP, ".", "-"), os.Getpid())
+	p, err := NewPartition(tag, a, others...)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if err := p.Heal(); err != nil {
+			t.Errorf("healing: %v", err)
+		}
+	})
+	return p
+}
+
+// runningAllocs returns the job's allocations whose client reports them
+// running, read from server a (consistent read).
+func runningAllocs(ctx context.Context, a *Agent, job string) ([]*structs.AllocListStub, error) {
+	stubs, _, err := a.Client().Jobs().Allocations(ctx, job, nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []*structs.AllocListStub
+	for _, s := range stubs {
+		if s.ClientStatus == structs.AllocClientRunning {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// (c) One server is cut off from the other two with iptables rules on
+// their loopback addresses. It was the leader: it steps down and commits
+// nothing (a write sent to it fails and is absent after healing); the
+// other two elect a leader and keep scheduling onto simulated nodes;
+// after healing the three agree on one leader and all serve the
+// majority's writes. The rules are checked gone.
+func TestFaults_PartitionMinorityCommitsNothing(t *testing.T) {
+	requireIptables(t)
+	c := startServers(t, 3)
+	ctx := testCtx(t, 90*time.Second)
+	old, err := c.WaitLeader(ctx)
+	require.NoError(t, err)
+	var majority []*Agent
+	for _, a := range c.Agents {
+		if a != old {
+			majority = append(majority, a)
+		}
+	}
+
+	p := partitionFor(t, old, majority...)
+	var leader *Agent
+	require.Eventually(t, func() bool {
+		leader = AgreedLeader(ctx, majority)
+		return leader != nil
+	}, 20*time.Second, 50*time.Millisecond, "the majority elects a leader")
+	require.NotEqual(t, old.Name, leader.Name)
+	require.Eventually(t, func() bool {
+		l := LeaderSeenBy(ctx, old)
+		return l != old.RPCAddr()
+	}, 10*time.Second, 50*time.Millisecond, "the cut-off leader steps down")
+
+	// A write sent to the minority is not committed.
+	wctx, wcancel := context.WithTimeout(ctx, 8*time.Second)
+	_, _, err = RegisterYAML(wctx, old, JobYAML("minority", "lost", 1))
+	wcancel()
+	require.Error(t, err, "a write to the cut-off server must fail or time out")
+
+	// The majority keeps scheduling.
+	startSim(t, majority, 2)
+	_, _, err = RegisterYAML(ctx, majority[0], JobYAML("majority", "kept", 2))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		run, err := runningAllocs(ctx, majority[1], "majority")
+		return err == nil && len(run) == 2
+	}, 20*time.Second, 100*time.Millisecond, "the majority places and runs the job")
+
+	// Heal: the rules are gone, one leader, every server has the
+	// majority's job and none has the minority's.
+	require.NoError(t, p.Heal())
+	left, err := RulesTagged(p.Tag)
+	require.NoError(t, err)
+	require.Empty(t, left)
+	_, err = c.WaitLeader(testCtx(t, 30*time.Second))
+	require.NoError(t, err)
+	for _, a := range c.Agents {
+		require.Eventually(t, func() bool {
+			j, _, err := a.Client().Jobs().Info(ctx, "majority", &api.QueryOptions{AllowStale: true})
+			return err == nil && j.Meta["v"] == "kept"
+		}, 20*time.Second, 50*time.Millisecond, "%s serves the majority's job", a.Name)
+		_, _, err := a.Client().Jobs().Info(ctx, "minority", &api.QueryOptions{AllowStale: true})
+		require.True(t, IsNotFound(err), "%s: the minority's write is absent: %v", a.Name, err)
+	}
+	_, _, err = old.Client().Jobs().Info(ctx, "minority", nil)
+	require.True(t, IsNotFound(err), "consistent read: %v", err)
+	run, err := runningAllocs(ctx, old, "majority")
+	require.NoError(t, err)
+	require.Len(t, run, 2)
+}
+
+func requireIptables(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: iptables")
+	}
+	if _, err := iptables("-S", "OUTPUT"); err != nil {
+		t.Fatalf("iptables does not work here: %v", err)
+	}
+}
+
+// (d) Every server killed with -9 at the same moment and restarted on its
+// data dir: every acknowledged job (at its acknowledged version), every
+// allocation and every evaluation read before the crash is there after.
+func TestFaults_AllServersKilledAndRestarted(t *testing.T) {
+	c := startServers(t, 3)
+	ctx := testCtx(t, 90*time.Second)
+	_, err := c.WaitLeader(ctx)
+	require.NoError(t, err)
+	startSim(t, c.Agents, 2)
+
+	jobs := map[string]string{}
+	evals := map[string]bool{}
+	for i := 0; i < 12; i++ {
+		id := fmt.Sprintf("durable-%d", i%6)
+		val := fmt.Sprintf("v%d", i)
+		_, evalID, err := RegisterYAML(ctx, c.Agents[i%3], JobYAML(id, val, 2))
+		require.NoError(t, err, "register %s", id)
+		jobs[id] = val
+		evals[evalID] = true
+	}
+	allocs := map[string]bool{}
+	require.Eventually(t, func() bool {
+		list, _, err := c.Agents[1].Client().Allocations().List(ctx, nil)
+		if err != nil {
+			return false
+		}
+		running := 0
+		for _, a := range list {
+			allocs[a.ID] = true
+			if a.ClientStatus == structs.AllocClientRunning {
+				running++
+			}
+		}
+		return running == 12
+	}, 30*time.Second, 100*time.Millisecond, "12 allocations running")
+	list, _, err := c.Agents[2].Client().Evaluations().List(ctx, nil)
+	require.NoError(t, err)
+	for _, e := range list {
+		evals[e.ID] = true
+	}
+
+	KillAll(c.Agents)
+	require.NoError(t, c.Start())
+	_, err = c.WaitLeader(testCtx(t, 40*time.Second))
+	require.NoError(t, err)
+
+	for _, a := range c.Agents {
+		cl := a.Client()
+		for id, val := range jobs {
+			require.Eventually(t, func() bool {
+				j, _, err := cl.Jobs().Info(ctx, id, &api.QueryOptions{AllowStale: true})
+				return err == nil && j.Meta["v"] == val
+			}, 10*time.Second, 50*time.Millisecond, "%s: job %s at %s", a.Name, id, val)
+		}
+	}
+	cl := c.Agents[0].Client()
+	gotAllocs, _, err := cl.Allocations().List(ctx, nil)
+	require.NoError(t, err)
+	have := map[string]bool{}
+	for _, a := range gotAllocs {
+		have[a.ID] = true
+	}
+	for id := range allocs {
+		require.True(t, have[id], "allocation %s survived", id)
+	}
+	gotEvals, _, err := cl.Evaluations().List(ctx, nil)
+	require.NoError(t, err)
+	have = map[string]bool{}
+	for _, e := range gotEvals {
+		have[e.ID] = true
+	}
+	for id := range evals {
+		require.True(t, have[id], "evaluation %s survived", id)
+	}
+	t.Logf("after kill -9 of all servers: %d jobs, %d allocations, %d evaluations all present", len(jobs), len(allocs), len(evals))
+}
+
+// (b) kill -9 of a client running allocations of a service job (count 3
+// over 2 clients): they become lost and are replaced on the other client;
+// the time from the kill to the replacements running is logged, with the
+// moment the servers marked the node down (which dominates).
+func TestFaults_ClientKilledAllocsReplaced(t *testing.T) {
+	c, reg := startClients(t, 2)
+	ctx := testCtx(t, 3*time.Minute)
+	runJob(t, c, tickerJob(reg.Image, 3))
+	running := waitAllocs(t, c, "ticker", 3, func(a *structs.Allocation) bool {
+		return a.ClientStatus == structs.AllocClientRunning
+	}, 60*time.Second)
+	perNode := map[string][]string{}
+	for _, a := range running {
+		perNode[a.NodeName] = append(perNode[a.NodeName], a.ID)
+	}
+	names := make([]string, 0, len(perNode))
+	for n := range perNode {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return len(perNode[names[i]]) > len(perNode[names[j]]) })
+	victim := clientOf(c, names[0])
+	require.NotNil(t, victim)
+	var survivor *Agent
+	for _, a := range c.Clients {
+		if a != victim {
+			survivor = a
+		}
+	}
+	lostIDs := perNode[victim.Name]
+
+	killed := time.Now()
+	victim.Kill()
+	var downAt, replacedAt time.Duration
+	cl := c.Agents[0].Client()
+	require.Eventually(t, func() bool {
+		if downAt == 0 {
+			nodes, _, err := cl.Nodes().List(ctx, nil)
+			if err == nil {
+				for _, n := range nodes {
+					if n.Name == victim.Name && n.Status == structs.NodeStatusDown {
+						downAt = time.Since(killed)
+					}
+				}
+			}
+		}
+		stubs, _, err := cl.Jobs().Allocations(ctx, "ticker", nil)
+		if err != nil {
+			return false
+		}
+		onSurvivor, lost := 0, 0
+		for _, s := range stubs {
+			if s.NodeName == survivor.Name && s.ClientStatus == structs.AllocClientRunning && s.DesiredStatus == structs.AllocDesiredRun {
+				onSurvivor++
+			}
+			for _, id := range lostIDs {
+				if s.ID == id && s.ClientStatus == structs.AllocClientLost {
+					lost++
+				}
+			}
+		}
+		if onSurvivor == 3 && lost == len(lostIDs) {
+			replacedAt = time.Since(killed)
+			return true
+		}
+		return false
+	}, 60*time.Second, 50*time.Millisecond, "the killed client's allocations are lost and replaced on %s", survivor.Name)
+	t.Logf("client %s killed with %d allocations: node down after %s, replacements running after %s",
+		victim.Name, len(lostIDs), downAt.Round(10*time.Millisecond), replacedAt.Round(10*time.Millisecond))
+}
