@@ -334,30 +334,42 @@ func (n *Node) GetClientAllocs(args *structs.NodeSpecificRequest, reply *structs
 	if args.NodeID == "" {
 		return pool.EncodeError(structs.NewError(structs.ErrInvalid, "missing node id"))
 	}
-	// Waking only reads the row; the list is read once, from the
-	// snapshot of the answer.
-	var last *fsm.StateSnapshot
+	// Waking only reads the row. The list is read once, at the end, from
+	// a fresh snapshot: keeping the one the wait started from would pin
+	// that version of the store for up to the whole wait, for every
+	// node, and the servers' memory would grow with the write rate.
 	err := n.srv.blockingRPC(&args.QueryOptions, &reply.QueryMeta,
 		func(ws memdb.WatchSet, snap *fsm.StateSnapshot) (uint64, error) {
-			last = snap
-			row, err := snap.NodeUsage(ws, args.NodeID)
-			if err != nil || row == nil {
-				return 1, err
-			}
-			return maxIndex(row.Index), nil
+			return clientAllocsIndex(ws, snap, args.NodeID)
 		})
 	if err != nil {
 		return pool.EncodeError(err)
 	}
-	allocs, err := last.AllocsByNode(nil, args.NodeID)
+	snap := n.srv.fsm.State().Snapshot()
+	idx, err := clientAllocsIndex(nil, snap, args.NodeID)
 	if err != nil {
 		return pool.EncodeError(err)
 	}
+	allocs, err := snap.AllocsByNode(nil, args.NodeID)
+	if err != nil {
+		return pool.EncodeError(err)
+	}
+	reply.Index = idx
 	reply.Allocs = make(map[string]uint64, len(allocs))
 	for _, a := range allocs {
 		reply.Allocs[a.ID] = a.AllocModifyIndex
 	}
 	return nil
+}
+
+// clientAllocsIndex is the index of the servers' last change to the
+// node's allocations, 1 if it never had any.
+func clientAllocsIndex(ws memdb.WatchSet, snap *fsm.StateSnapshot, nodeID string) (uint64, error) {
+	row, err := snap.NodeUsage(ws, nodeID)
+	if err != nil || row == nil {
+		return 1, err
+	}
+	return maxIndex(row.Index), nil
 }
 
 // UpdateAllocs takes clients' allocation updates. Updates arriving
