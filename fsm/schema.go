@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/go-memdb"
+
+	"github.com/drover-sh/drover/structs"
 )
 
 // Table names. They double as the keys of the index table, which is what
@@ -42,68 +44,71 @@ func schema() *memdb.DBSchema {
 		tableJobs: {
 			Name: tableJobs,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id": {Name: "id", Unique: true, Indexer: nsField("ID")},
+				"id": {Name: "id", Unique: true, Indexer: nsKey(jobNamespace, "ID", func(j *structs.Job) string { return j.ID })},
 			},
 		},
 		tableJobVersions: {
 			Name: tableJobVersions,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
-					&memdb.StringFieldIndex{Field: "Namespace"},
-					&memdb.StringFieldIndex{Field: "ID"},
-					&memdb.UintFieldIndex{Field: "Version"},
+					stringField("Namespace", jobNamespace),
+					stringField("ID", func(j *structs.Job) string { return j.ID }),
+					uint64Field("Version", func(j *structs.Job) uint64 { return j.Version }),
 				}}},
 			},
 		},
 		tableEvals: {
 			Name: tableEvals,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id":     idIndex(),
-				"job":    {Name: "job", Indexer: nsField("JobID")},
-				"modify": modifyIndex(),
+				"id":     {Name: "id", Unique: true, Indexer: stringField("ID", func(e *structs.Evaluation) string { return e.ID })},
+				"job":    {Name: "job", Indexer: nsKey(evalNamespace, "JobID", func(e *structs.Evaluation) string { return e.JobID })},
+				"modify": {Name: "modify", Indexer: uint64Field("ModifyIndex", func(e *structs.Evaluation) uint64 { return e.ModifyIndex })},
 			},
 		},
 		tableNodes: {
-			Name:    tableNodes,
-			Indexes: map[string]*memdb.IndexSchema{"id": idIndex()},
+			Name: tableNodes,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: stringField("ID", func(n *structs.Node) string { return n.ID })},
+			},
 		},
 		tableAllocs: {
 			Name: tableAllocs,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id":         idIndex(),
-				"job":        {Name: "job", Indexer: nsField("JobID")},
-				"node":       optionalField("node", "NodeID"),
-				"eval":       optionalField("eval", "EvalID"),
-				"deployment": optionalField("deployment", "DeploymentID"),
-				"modify":     modifyIndex(),
+				"id":  {Name: "id", Unique: true, Indexer: stringField("ID", func(a *structs.Allocation) string { return a.ID })},
+				"job": {Name: "job", Indexer: nsKey(allocNamespace, "JobID", func(a *structs.Allocation) string { return a.JobID })},
+				// References that may legitimately be empty (an allocation
+				// outside any deployment) are optional.
+				"node":       {Name: "node", AllowMissing: true, Indexer: stringField("NodeID", func(a *structs.Allocation) string { return a.NodeID })},
+				"eval":       {Name: "eval", AllowMissing: true, Indexer: stringField("EvalID", func(a *structs.Allocation) string { return a.EvalID })},
+				"deployment": {Name: "deployment", AllowMissing: true, Indexer: stringField("DeploymentID", func(a *structs.Allocation) string { return a.DeploymentID })},
+				// modify orders rows by the Raft index of their last write,
+				// so the leader's watchers read only what changed since they
+				// last looked instead of scanning tables that hold millions
+				// of rows.
+				"modify": {Name: "modify", Indexer: uint64Field("ModifyIndex", func(a *structs.Allocation) uint64 { return a.ModifyIndex })},
 			},
 		},
 		tableNodeUsage: {
 			Name: tableNodeUsage,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "NodeID"}},
+				"id": {Name: "id", Unique: true, Indexer: stringField("NodeID", func(u *structs.NodeUsage) string { return u.NodeID })},
 			},
 		},
 		tableServices: servicesTableSchema(),
 		tableDeployments: {
 			Name: tableDeployments,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id":  idIndex(),
-				"job": {Name: "job", Indexer: nsField("JobID")},
+				"id":  {Name: "id", Unique: true, Indexer: stringField("ID", func(d *structs.Deployment) string { return d.ID })},
+				"job": {Name: "job", Indexer: nsKey(func(d *structs.Deployment) string { return d.Namespace }, "JobID", func(d *structs.Deployment) string { return d.JobID })},
 			},
 		},
 	}}
 }
 
+// idIndex and nsField are memdb's reflection-based indexers, for tables
+// written too rarely to need typed ones (indexers.go).
 func idIndex() *memdb.IndexSchema {
 	return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}}
-}
-
-// modifyIndex orders rows by the Raft index of their last write, so the
-// leader's watchers read only what changed since they last looked instead
-// of scanning tables that hold millions of rows.
-func modifyIndex() *memdb.IndexSchema {
-	return &memdb.IndexSchema{Name: "modify", Indexer: &memdb.UintFieldIndex{Field: "ModifyIndex"}}
 }
 
 // nsField keys by namespace then field; a missing value is an error, since
@@ -113,12 +118,6 @@ func nsField(field string) *memdb.CompoundIndex {
 		&memdb.StringFieldIndex{Field: "Namespace"},
 		&memdb.StringFieldIndex{Field: field},
 	}}
-}
-
-// optionalField indexes a reference that may legitimately be empty (an
-// allocation outside any deployment).
-func optionalField(name, field string) *memdb.IndexSchema {
-	return &memdb.IndexSchema{Name: name, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: field}}
 }
 
 // tables lists the object tables in the order snapshots write them.

@@ -239,8 +239,11 @@ func rssMB(pid int) int64 {
 	return 0
 }
 
-// allEvalsComplete reports whether the cluster has jobs complete
-// job-register evaluations and no evaluation pending or blocked.
+// allEvalsComplete reports whether each of the jobs has a complete
+// evaluation and no evaluation is pending or blocked. An evaluation whose
+// plans kept being partly refused ends failed and hands over to a
+// follow-up of the same job, so what counts is the job, not the
+// registration's own evaluation.
 func allEvalsComplete(client *http.Client, addr string, jobs int) bool {
 	resp, err := client.Get(addr + "/v1/evaluations")
 	if err != nil {
@@ -251,14 +254,14 @@ func allEvalsComplete(client *http.Client, addr string, jobs int) bool {
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&evals) != nil {
 		return false
 	}
-	done := 0
+	done := map[string]bool{}
 	for _, e := range evals {
 		switch {
 		case e.Status == structs.EvalStatusPending || e.Status == structs.EvalStatusBlocked:
 			return false
-		case e.TriggeredBy == structs.EvalTriggerJobRegister && e.Status == structs.EvalStatusComplete:
-			done++
+		case e.Status == structs.EvalStatusComplete && strings.HasPrefix(e.JobID, "sched-"):
+			done[e.JobID] = true
 		}
 	}
-	return done >= jobs
+	return len(done) >= jobs
 }
