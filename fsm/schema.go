@@ -79,7 +79,6 @@ func schema() *memdb.DBSchema {
 				// References that may legitimately be empty (an allocation
 				// outside any deployment) are optional.
 				"node":       {Name: "node", AllowMissing: true, Indexer: stringField("NodeID", func(a *structs.Allocation) string { return a.NodeID })},
-				"eval":       {Name: "eval", AllowMissing: true, Indexer: stringField("EvalID", func(a *structs.Allocation) string { return a.EvalID })},
 				"deployment": {Name: "deployment", AllowMissing: true, Indexer: stringField("DeploymentID", func(a *structs.Allocation) string { return a.DeploymentID })},
 				// modify orders rows by the Raft index of their last write,
 				// so the leader's watchers read only what changed since they

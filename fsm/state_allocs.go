@@ -73,11 +73,6 @@ func (r *stateReader) AllocsByNode(ws memdb.WatchSet, nodeID string) ([]*structs
 	return r.allocsBy(ws, "node", nodeID)
 }
 
-// AllocsByEval returns the allocations an evaluation placed, sorted by ID.
-func (r *stateReader) AllocsByEval(ws memdb.WatchSet, evalID string) ([]*structs.Allocation, error) {
-	return r.allocsBy(ws, "eval", evalID)
-}
-
 func (r *stateReader) allocsBy(ws memdb.WatchSet, index, value string) ([]*structs.Allocation, error) {
 	it, err := r.readTxn().Get(tableAllocs, index, value)
 	if err != nil {

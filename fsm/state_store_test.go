@@ -130,8 +130,6 @@ func TestAllocs(t *testing.T) {
 	check(allocs, err, "a-1", "a-2")
 	allocs, err = s.AllocsByNode(nil, "n-1")
 	check(allocs, err, "a-1", "b-3")
-	allocs, err = s.AllocsByEval(nil, "e-1")
-	check(allocs, err, "a-1", "a-2")
 }
 
 func TestDeployments(t *testing.T) {

@@ -88,6 +88,26 @@ func (c *collector) collect(now time.Time, th gcThresholds) (gcResult, error) {
 	if err != nil {
 		return res, err
 	}
+	// The allocations of each job with an old evaluation, by evaluation:
+	// the store keeps no index by evaluation (every allocation write
+	// would pay for it), and a job is read once per pass.
+	byEval := map[structs.NamespacedID]map[string][]*structs.Allocation{}
+	allocsOf := func(e *structs.Evaluation) ([]*structs.Allocation, error) {
+		id := structs.NamespacedID{Namespace: e.Namespace, ID: e.JobID}
+		m, ok := byEval[id]
+		if !ok {
+			all, err := snap.AllocsByJob(nil, e.Namespace, e.JobID, true)
+			if err != nil {
+				return nil, err
+			}
+			m = map[string][]*structs.Allocation{}
+			for _, a := range all {
+				m[a.EvalID] = append(m[a.EvalID], a)
+			}
+			byEval[id] = m
+		}
+		return m[e.ID], nil
+	}
 	for _, e := range evals {
 		if !e.TerminalStatus() || e.ModifyTime > before(th.Eval) || gone[structs.NamespacedID{Namespace: e.Namespace, ID: e.JobID}] {
 			continue
@@ -99,7 +119,7 @@ func (c *collector) collect(now time.Time, th gcThresholds) (gcResult, error) {
 		if job != nil && job.Type == structs.JobTypeBatch {
 			continue
 		}
-		allocs, err := snap.AllocsByEval(nil, e.ID)
+		allocs, err := allocsOf(e)
 		if err != nil {
 			return res, err
 		}
