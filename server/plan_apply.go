@@ -20,10 +20,15 @@ import (
 // (optimistic concurrency), commits the nodes that still fit as one Raft
 // entry and refuses the rest, so the worker refreshes and plans again.
 //
-// It pipelines: while plan N's entry is being committed, plan N+1 is
-// verified against the store as if N were already applied (N's result is
-// laid over the snapshot). N+1 is submitted only once N is done; if N
-// failed, N+1 is verified again against the store as it really is.
+// It pipelines: while plans are being committed, the next is verified
+// against the store as if they were already applied (their results are
+// laid over the snapshot, oldest first). When the committing plans only
+// add allocations on the nodes the next one places on, it is submitted at
+// once, up to maxPlansInFlight: should one of them fail, those nodes hold
+// less than the check assumed. Otherwise (they stop or change
+// allocations there, or the next plan had nodes refused and the worker
+// must refresh past them) it waits for them; if one failed, it is
+// verified again against the store as it really is.
 type planApplier struct {
 	srv    *Server
 	logger hclog.Logger
@@ -31,6 +36,12 @@ type planApplier struct {
 	broker *EvalBroker
 	now    func() time.Time
 }
+
+// maxPlansInFlight bounds the plans committing at once. Raft applies
+// entries in order, one at a time, so more would only lengthen every
+// plan's check (each lays all of them over the snapshot) and the time a
+// refused worker waits.
+const maxPlansInFlight = 4
 
 // inflightPlan is a plan whose Raft entry is being committed.
 type inflightPlan struct {
@@ -51,11 +62,11 @@ func (s *Server) newPlanApplier() *planApplier {
 	}
 }
 
-// run applies plans until ctx ends. It does not wait for the plan in
-// flight: Raft answers it (or, shutting down, never does), and its worker
-// stops waiting when leadership ends.
+// run applies plans until ctx ends. It does not wait for the plans in
+// flight: Raft answers them (or, shutting down, never does), and their
+// workers stop waiting when leadership ends.
 func (a *planApplier) run(ctx context.Context) {
-	var inflight *inflightPlan
+	var inflight []*inflightPlan
 	for {
 		p, err := a.queue.Dequeue(ctx)
 		if err != nil {
@@ -63,18 +74,14 @@ func (a *planApplier) run(ctx context.Context) {
 		}
 		// A committed plan is in the store now; laying it over later
 		// snapshots would resurrect what changed since.
-		if inflight != nil && isDone(inflight) {
-			inflight = nil
-		}
+		inflight = slices.DeleteFunc(inflight, isDone)
 		next, err := a.apply(p, inflight)
 		if err != nil {
 			p.respond(nil, err)
 		}
-		if inflight != nil && isDone(inflight) {
-			inflight = nil
-		}
+		inflight = slices.DeleteFunc(inflight, isDone)
 		if next != nil {
-			inflight = next
+			inflight = append(inflight, next)
 		}
 	}
 }
@@ -91,7 +98,7 @@ func isDone(in *inflightPlan) bool {
 // apply verifies one plan and, unless nothing of it is left to commit,
 // submits its entry. It returns the new plan in flight, or nil when it
 // answered the plan itself.
-func (a *planApplier) apply(p *pendingPlan, prev *inflightPlan) (*inflightPlan, error) {
+func (a *planApplier) apply(p *pendingPlan, inflight []*inflightPlan) (*inflightPlan, error) {
 	plan := p.plan
 	// A worker that lost its evaluation (nack timeout, leader change)
 	// must not commit anything for it: another worker owns it now.
@@ -99,27 +106,40 @@ func (a *planApplier) apply(p *pendingPlan, prev *inflightPlan) (*inflightPlan, 
 		return nil, &structs.PlanRejectedError{EvalID: plan.EvalID, Reason: err.Error()}
 	}
 
-	var overlay *structs.PlanResult
-	if prev != nil {
-		overlay = prev.result
+	overlays := make([]*structs.PlanResult, len(inflight))
+	for i, in := range inflight {
+		overlays[i] = in.result
 	}
 	snap := a.srv.fsm.State().Snapshot()
-	result, err := evaluatePlan(snap, overlay, plan)
+	result, err := evaluatePlan(snap, overlays, plan)
 	if err != nil {
 		return nil, err
 	}
-	if prev != nil {
-		<-prev.done
-		if prev.err != nil {
-			// The state N+1 was checked against never happened.
+	switch {
+	case len(inflight) == 0:
+	case len(result.RejectedNodes) == 0 && onlyAdds(snap, overlays, plan):
+		if len(inflight) >= maxPlansInFlight {
+			// Whether it commits or not, the check holds.
+			<-inflight[0].done
+		}
+	default:
+		var failed bool
+		var last uint64
+		for _, in := range inflight {
+			<-in.done
+			failed = failed || in.err != nil
+			last = max(last, in.index)
+		}
+		if failed {
+			// The state the plan was checked against never happened.
 			snap = a.srv.fsm.State().Snapshot()
 			if result, err = evaluatePlan(snap, nil, plan); err != nil {
 				return nil, err
 			}
 		} else if result.RefreshIndex != 0 {
-			// The refused nodes were judged with N applied: the
-			// worker's fresh state must include it.
-			result.RefreshIndex = max(result.RefreshIndex, prev.index)
+			// The refused nodes were judged with the others applied:
+			// the worker's fresh state must include them.
+			result.RefreshIndex = max(result.RefreshIndex, last)
 		}
 	}
 	if result.IsNoOp() {
@@ -135,6 +155,30 @@ func (a *planApplier) apply(p *pendingPlan, prev *inflightPlan) (*inflightPlan, 
 	in := &inflightPlan{result: result, done: make(chan struct{})}
 	go a.await(future, p, in)
 	return in, nil
+}
+
+// onlyAdds reports whether, on every node plan places on, the overlays
+// only add new live allocations: then a plan checked with them laid over
+// the store still fits if any of them fails to commit.
+func onlyAdds(snap *fsm.StateSnapshot, overlays []*structs.PlanResult, plan *structs.Plan) bool {
+	for nodeID := range plan.NodeAllocation {
+		for _, o := range overlays {
+			if len(o.NodeUpdate[nodeID]) > 0 {
+				return false
+			}
+			for _, a := range o.NodeAllocation[nodeID] {
+				if a.TerminalStatus() {
+					return false
+				}
+				if existing, err := snap.AllocByID(nil, a.ID); err != nil || existing != nil {
+					// An update of an allocation the store has may take
+					// less than the stored version.
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
 
 // await answers the worker once the plan's entry is committed and
@@ -217,9 +261,9 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // evaluatePlan decides node by node what of plan still holds against
-// snap, with overlay (the result of the plan being committed, if any)
-// laid over it. A node's part is accepted whole or refused whole.
-func evaluatePlan(snap *fsm.StateSnapshot, overlay *structs.PlanResult, plan *structs.Plan) (*structs.PlanResult, error) {
+// snap, with overlays (the results of the plans being committed, oldest
+// first) laid over it. A node's part is accepted whole or refused whole.
+func evaluatePlan(snap *fsm.StateSnapshot, overlays []*structs.PlanResult, plan *structs.Plan) (*structs.PlanResult, error) {
 	result := &structs.PlanResult{
 		NodeUpdate:        make(map[string][]*structs.Allocation, len(plan.NodeUpdate)),
 		NodeAllocation:    make(map[string][]*structs.Allocation, len(plan.NodeAllocation)),
@@ -237,7 +281,7 @@ func evaluatePlan(snap *fsm.StateSnapshot, overlay *structs.PlanResult, plan *st
 	}
 	slices.Sort(nodes)
 	for _, nodeID := range nodes {
-		ok, reason, err := evaluateNodePlan(snap, overlay, plan, nodeID)
+		ok, reason, err := evaluateNodePlan(snap, overlays, plan, nodeID)
 		if err != nil {
 			return nil, err
 		}
@@ -266,7 +310,7 @@ func evaluatePlan(snap *fsm.StateSnapshot, overlay *structs.PlanResult, plan *st
 // for the node with the allocations the plan and the overlay touch
 // swapped for their new versions, so the check costs the plan's
 // allocations on the node, not all the allocations the node runs.
-func evaluateNodePlan(snap *fsm.StateSnapshot, overlay *structs.PlanResult, plan *structs.Plan, nodeID string) (bool, string, error) {
+func evaluateNodePlan(snap *fsm.StateSnapshot, overlays []*structs.PlanResult, plan *structs.Plan, nodeID string) (bool, string, error) {
 	placed := plan.NodeAllocation[nodeID]
 	if len(placed) == 0 {
 		return true, "", nil
@@ -283,11 +327,11 @@ func evaluateNodePlan(snap *fsm.StateSnapshot, overlay *structs.PlanResult, plan
 	}
 
 	// stored is the snapshot's version of each allocation the plan or the
-	// overlay touch on this node (nil: none); current lays the overlay,
-	// the plan being committed, over it.
+	// overlays touch on this node (nil: none); current lays the overlays,
+	// the plans being committed, over it.
 	touched := len(placed) + len(plan.NodeUpdate[nodeID])
-	if overlay != nil {
-		touched += len(overlay.NodeUpdate[nodeID]) + len(overlay.NodeAllocation[nodeID])
+	for _, o := range overlays {
+		touched += len(o.NodeUpdate[nodeID]) + len(o.NodeAllocation[nodeID])
 	}
 	stored := make(map[string]*structs.Allocation, touched)
 	current := make(map[string]*structs.Allocation, touched)
@@ -305,7 +349,7 @@ func evaluateNodePlan(snap *fsm.StateSnapshot, overlay *structs.PlanResult, plan
 		stored[id], current[id] = a, a
 		return nil
 	}
-	if overlay != nil {
+	for _, overlay := range overlays {
 		for _, list := range [][]*structs.Allocation{overlay.NodeUpdate[nodeID], overlay.NodeAllocation[nodeID]} {
 			for _, a := range list {
 				if err := load(a.ID); err != nil {

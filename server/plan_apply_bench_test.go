@@ -50,7 +50,7 @@ func benchPlanSetup(b *testing.B, nodes int) (*Server, func(evalID string, n int
 
 // outstandingEval hands out an evaluation from the leader's broker so a
 // plan for it passes the applier's token check.
-func outstandingEval(b *testing.B, s *Server) (*structs.Evaluation, string) {
+func outstandingEval(b testing.TB, s *Server) (*structs.Evaluation, string) {
 	e := mock.Eval()
 	s.evalBroker.Enqueue(e)
 	got, token, err := s.evalBroker.Dequeue(context.Background(), []string{e.Type}, time.Second)

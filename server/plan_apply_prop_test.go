@@ -16,7 +16,7 @@ import (
 // evaluateNodePlanByWalk is the plan check as it was before the store
 // kept node usage: it walks every allocation on the node. The property
 // test holds the usage-based check to the same verdicts.
-func evaluateNodePlanByWalk(snap *fsm.StateSnapshot, overlay *structs.PlanResult, plan *structs.Plan, nodeID string) (bool, string) {
+func evaluateNodePlanByWalk(snap *fsm.StateSnapshot, overlays []*structs.PlanResult, plan *structs.Plan, nodeID string) (bool, string) {
 	placed := plan.NodeAllocation[nodeID]
 	if len(placed) == 0 {
 		return true, ""
@@ -34,7 +34,7 @@ func evaluateNodePlanByWalk(snap *fsm.StateSnapshot, overlay *structs.PlanResult
 		inPlan[a.ID] = a
 	}
 	over := map[string]*structs.Allocation{}
-	if overlay != nil {
+	for _, overlay := range overlays {
 		for _, a := range overlay.NodeUpdate[nodeID] {
 			over[a.ID] = a
 		}
@@ -137,9 +137,9 @@ func drawPlanResultPart(t *rapid.T, job *structs.Job, node, label string) (stops
 }
 
 // TestEvaluateNodePlan_SameAsWalkingAllocations: whatever the node runs,
-// whatever the plan in flight (the overlay) and the plan checked stop and
-// place, the check from the usage row agrees with the check that adds up
-// every allocation of the node, reason included.
+// whatever the plans in flight (the overlays) and the plan checked stop
+// and place, the check from the usage row agrees with the check that adds
+// up every allocation of the node, reason included.
 func TestEvaluateNodePlan_SameAsWalkingAllocations(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		store, err := fsm.NewStateStore()
@@ -172,13 +172,13 @@ func TestEvaluateNodePlan_SameAsWalkingAllocations(t *testing.T) {
 		}
 		snap := store.Snapshot()
 
-		var overlay *structs.PlanResult
-		if rapid.Bool().Draw(t, "overlay") {
-			stops, allocs := drawPlanResultPart(t, job, node.ID, "overlay")
-			overlay = &structs.PlanResult{
+		var overlays []*structs.PlanResult
+		for i := range rapid.IntRange(0, 3).Draw(t, "overlays") {
+			stops, allocs := drawPlanResultPart(t, job, node.ID, fmt.Sprintf("overlay%d", i))
+			overlays = append(overlays, &structs.PlanResult{
 				NodeUpdate:     map[string][]*structs.Allocation{node.ID: stops},
 				NodeAllocation: map[string][]*structs.Allocation{node.ID: allocs},
-			}
+			})
 		}
 		stops, allocs := drawPlanResultPart(t, job, node.ID, "plan")
 		plan := &structs.Plan{EvalID: "eval", Job: job,
@@ -186,8 +186,8 @@ func TestEvaluateNodePlan_SameAsWalkingAllocations(t *testing.T) {
 			NodeAllocation: map[string][]*structs.Allocation{node.ID: allocs},
 		}
 
-		wantOK, wantReason := evaluateNodePlanByWalk(snap, overlay, plan, node.ID)
-		gotOK, gotReason, err := evaluateNodePlan(snap, overlay, plan, node.ID)
+		wantOK, wantReason := evaluateNodePlanByWalk(snap, overlays, plan, node.ID)
+		gotOK, gotReason, err := evaluateNodePlan(snap, overlays, plan, node.ID)
 		require.NoError(t, err)
 		require.Equal(t, wantOK, gotOK)
 		require.Equal(t, wantReason, gotReason)

@@ -58,8 +58,8 @@ func (f *planFixture) plan() *structs.Plan {
 	return &structs.Plan{EvalID: structs.GenerateUUID(), Priority: 50, Job: f.job}
 }
 
-func (f *planFixture) evaluate(plan *structs.Plan, overlay *structs.PlanResult) *structs.PlanResult {
-	result, err := evaluatePlan(f.store.Snapshot(), overlay, plan)
+func (f *planFixture) evaluate(plan *structs.Plan, overlays ...*structs.PlanResult) *structs.PlanResult {
+	result, err := evaluatePlan(f.store.Snapshot(), overlays, plan)
 	require.NoError(f.t, err)
 	return result
 }
@@ -81,7 +81,7 @@ func TestEvaluatePlan_NodeThatNoLongerFitsIsRefused(t *testing.T) {
 	plan.AppendAlloc(f.alloc(full))
 	plan.AppendAlloc(f.alloc(full))
 	plan.AppendAlloc(f.alloc(roomy))
-	result := f.evaluate(plan, nil)
+	result := f.evaluate(plan)
 
 	require.Equal(t, map[string]string{full.ID: "resources exhausted: cpu"}, rejected(result))
 	require.Len(t, result.NodeAllocation[roomy.ID], 1, "the other node's part is committed")
@@ -102,7 +102,7 @@ func TestEvaluatePlan_StopOnTheSameNodeMakesRoom(t *testing.T) {
 	plan := f.plan()
 	plan.AppendStoppedAlloc(old1, "replaced", "")
 	plan.AppendAlloc(f.alloc(n))
-	result := f.evaluate(plan, nil)
+	result := f.evaluate(plan)
 	require.Empty(t, result.RejectedNodes)
 	require.Zero(t, result.RefreshIndex)
 	require.Len(t, result.NodeUpdate[n.ID], 1)
@@ -121,7 +121,7 @@ func TestEvaluatePlan_NodeStates(t *testing.T) {
 	plan.AppendAlloc(f.alloc(draining))
 	plan.AppendAlloc(f.alloc(ineligible))
 	plan.AppendAlloc(f.alloc(mock.Node())) // never registered
-	result := f.evaluate(plan, nil)
+	result := f.evaluate(plan)
 	r := rejected(result)
 	require.Len(t, r, 3)
 	require.Equal(t, "node is draining", r[draining.ID])
@@ -136,7 +136,7 @@ func TestEvaluatePlan_NodeStates(t *testing.T) {
 	inPlace.DesiredDescription = "updated in place"
 	update.AppendAlloc(inPlace)
 	update.AppendAlloc(f.alloc(down))
-	result = f.evaluate(update, nil)
+	result = f.evaluate(update)
 	require.Equal(t, map[string]string{down.ID: "node is down"}, rejected(result))
 	require.Len(t, result.NodeAllocation[draining.ID], 1)
 }
@@ -149,20 +149,30 @@ func TestEvaluatePlan_OverlayOfThePlanBeingCommitted(t *testing.T) {
 	// Plan N, not yet in the store, takes the last room on the node.
 	inflight := f.plan()
 	inflight.AppendAlloc(f.alloc(n))
-	overlay := f.evaluate(inflight, nil)
+	overlay := f.evaluate(inflight)
 	require.Empty(t, overlay.RejectedNodes)
 
 	next := f.plan()
 	next.AppendAlloc(f.alloc(n))
-	require.Empty(t, f.evaluate(next, nil).RejectedNodes, "alone it would fit")
+	require.Empty(t, f.evaluate(next).RejectedNodes, "alone it would fit")
 	require.Len(t, f.evaluate(next, overlay).RejectedNodes, 1, "with plan N applied it does not")
 
 	// Plan N stopping the running allocation frees its room again.
 	stopping := f.plan()
 	stopping.AppendStoppedAlloc(running, "stop", "")
 	stopping.AppendAlloc(f.alloc(n))
-	overlay = f.evaluate(stopping, nil)
+	overlay = f.evaluate(stopping)
 	require.Empty(t, f.evaluate(next, overlay).RejectedNodes)
+
+	// Several plans in flight are laid over the store oldest first: a
+	// later one stopping what an earlier one placed frees its room.
+	first := f.plan()
+	placed := f.alloc(n)
+	first.AppendAlloc(placed)
+	second := f.plan()
+	second.AppendStoppedAlloc(placed, "stop", "")
+	require.Len(t, f.evaluate(next, f.evaluate(first)).RejectedNodes, 1)
+	require.Empty(t, f.evaluate(next, f.evaluate(first), f.evaluate(second, f.evaluate(first))).RejectedNodes)
 }
 
 func TestPlanResultsRequest_SmallEntry(t *testing.T) {
@@ -176,7 +186,7 @@ func TestPlanResultsRequest_SmallEntry(t *testing.T) {
 	plan.AppendAlloc(inPlace)
 	stopMe := f.running(f.node(nil))
 	plan.AppendStoppedAlloc(stopMe, "stop", "")
-	result := f.evaluate(plan, nil)
+	result := f.evaluate(plan)
 
 	req := planResultsRequest(f.store.Snapshot(), plan, result, 42)
 	require.Equal(t, f.job, req.Job)
