@@ -63,6 +63,7 @@ func TestPipeline_BlockedEvalUnblocksWhenNodeRegisters(t *testing.T) {
 	require.Equal(t, 1, metric.DimensionExhausted["memory"])
 
 	blocked := waitEval(t, s, eval.BlockedEval, structs.EvalStatusBlocked)
+	require.Equal(t, eval.ModifyIndex, blocked.CreateIndex, "the blocked evaluation is written with the final status, in one entry")
 	require.Eventually(t, func() bool { return s.blockedEvals.Stats().Blocked == 1 }, 5*time.Second, 10*time.Millisecond)
 	require.Empty(t, liveAllocs(t, s, job))
 

@@ -132,6 +132,9 @@ type workerPlanner struct {
 	token  string
 	// snapIndex is the index of the state the scheduler works from.
 	snapIndex uint64
+	// blocked holds the blocked evaluation created for this one, written
+	// with its final status (see CreateEval).
+	blocked []*structs.Evaluation
 }
 
 var _ scheduler.Planner = (*workerPlanner)(nil)
@@ -188,7 +191,22 @@ func (p *workerPlanner) UpdateEval(eval *structs.Evaluation) error {
 
 // CreateEval writes a follow-up: delayed reschedule, next rolling update
 // step, or a blocked evaluation (which the store watcher then tracks).
+//
+// A blocked evaluation is the last thing the scheduler creates before it
+// writes the final status of the one it processes, which names it: the
+// two go in one entry, a Raft round trip and an apply fewer for every
+// evaluation that could not place everything (and nothing is left
+// waiting for capacity if the final write never happens: the evaluation
+// is processed again). Follow-ups that plans refer to are written at
+// once.
 func (p *workerPlanner) CreateEval(eval *structs.Evaluation) error {
+	if eval.Status == structs.EvalStatusBlocked {
+		if err := p.checkToken("creating evaluation"); err != nil {
+			return err
+		}
+		p.blocked = append(p.blocked, eval.Copy())
+		return nil
+	}
 	return p.writeEval("creating evaluation", eval, "")
 }
 
@@ -208,16 +226,20 @@ func (p *workerPlanner) writeEval(what string, eval *structs.Evaluation, status 
 	if status != "" {
 		e.Status = status
 	}
+	evals := append(p.blocked, e)
 	now := time.Now().UnixNano()
-	if e.CreateTime == 0 {
-		e.CreateTime = now
+	for _, e := range evals {
+		if e.CreateTime == 0 {
+			e.CreateTime = now
+		}
+		e.ModifyTime = now
+		// What the blocked evaluations compare capacity changes against.
+		e.SnapshotIndex = p.snapIndex
 	}
-	e.ModifyTime = now
-	// What the blocked evaluations compare capacity changes against.
-	e.SnapshotIndex = p.snapIndex
-	if _, _, err := p.srv.raftApplyCtx(p.ctx, structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: []*structs.Evaluation{e}}); err != nil {
+	if _, _, err := p.srv.raftApplyCtx(p.ctx, structs.EvalUpdateRequestType, &structs.EvalUpdateRequest{Evals: evals}); err != nil {
 		return fmt.Errorf("%s %s: %w", what, e.ID, err)
 	}
+	p.blocked = nil
 	return nil
 }
 

@@ -124,12 +124,28 @@ func run(duration time.Duration, failovers int) error {
 	seq := new(atomic.Int64)
 	// Warm up connections, Raft pipelines and the Go runtime.
 	registrations([]*e2e.Agent{leader}, 16, time.Second, seq, false)
+	// CPU per registration of the leader, the followers and this process
+	// (the HTTP clients): on one machine they share the cores.
+	var cpuRows []string
 	for i, r := range runs {
 		prof := startProfile([]*e2e.Agent{leader}, leader, fmt.Sprintf("writes-%d-c%d", i, r.conc), duration-time.Second)
+		cpu0 := clusterCPU(c, leader)
 		res := registrations(r.targets, r.conc, duration, seq, r.json)
+		cpu1 := clusterCPU(c, leader)
 		prof.wait()
 		fmt.Printf("| %-28s | %11d | %8d | %6d | %9.0f | %8.2f | %8.2f |\n",
 			r.name, r.conc, res.ok, res.errors, float64(res.ok)/res.elapsed.Seconds(), ms(res.p50), ms(res.p99))
+		if res.ok > 0 {
+			per := func(i int) float64 { return float64(cpu1[i]-cpu0[i]) / float64(time.Microsecond) / float64(res.ok) }
+			cpuRows = append(cpuRows, fmt.Sprintf("| %-28s | %11d | %8.0f | %9.0f | %7.0f |", r.name, r.conc, per(0), per(1), per(2)))
+		}
+	}
+	fmt.Println()
+	fmt.Println("CPU per registration, microseconds")
+	fmt.Printf("| %-28s | %11s | %8s | %9s | %7s |\n", "target", "concurrency", "leader", "followers", "clients")
+	fmt.Println("|------------------------------|-------------|----------|-----------|---------|")
+	for _, row := range cpuRows {
+		fmt.Println(row)
 	}
 
 	if failovers == 0 {
@@ -151,6 +167,21 @@ func run(duration time.Duration, failovers int) error {
 	fmt.Println("|------------|------------|------------|------------|")
 	fmt.Printf("| %-10d | %10.0f | %10.0f | %10.0f |\n", len(times), ms(times[len(times)/2]), ms(times[0]), ms(times[len(times)-1]))
 	return nil
+}
+
+// clusterCPU is the CPU time used so far by the leader, by the followers
+// together, and by this process.
+func clusterCPU(c *e2e.Cluster, leader *e2e.Agent) [3]time.Duration {
+	var out [3]time.Duration
+	for _, a := range c.Agents {
+		if a == leader {
+			out[0] += cpuTime(a.PID())
+		} else {
+			out[1] += cpuTime(a.PID())
+		}
+	}
+	out[2] = cpuTime(os.Getpid())
+	return out
 }
 
 type result struct {
