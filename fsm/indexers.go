@@ -64,3 +64,23 @@ var (
 	evalNamespace  = func(e *structs.Evaluation) string { return e.Namespace }
 	jobNamespace   = func(j *structs.Job) string { return j.Namespace }
 )
+
+// stoppedIndex keys terminal allocations by ModifyIndex and leaves live
+// ones out. The leader's watcher looks for allocations that stopped since
+// it last looked (capacity that appeared); indexing every write by
+// ModifyIndex made every placement and every client report (most writes,
+// and they leave allocations live) pay a delete and an insert in a tree
+// as big as the table.
+type stoppedIndex struct {
+	memdb.UintFieldIndex
+}
+
+func (s *stoppedIndex) FromObject(obj any) (bool, []byte, error) {
+	a := obj.(*structs.Allocation)
+	if !a.TerminalStatus() {
+		return false, nil, nil
+	}
+	key := make([]byte, 8)
+	binary.BigEndian.PutUint64(key, a.ModifyIndex)
+	return true, key, nil
+}

@@ -16,6 +16,8 @@ func reflected(t *testing.T, ix memdb.Indexer) memdb.SingleIndexer {
 		return &x.StringFieldIndex
 	case *uint64Index:
 		return &x.UintFieldIndex
+	case *stoppedIndex:
+		return x
 	case *memdb.CompoundIndex:
 		c := &memdb.CompoundIndex{AllowMissing: x.AllowMissing}
 		for _, sub := range x.Indexes {

@@ -80,11 +80,10 @@ func schema() *memdb.DBSchema {
 				// outside any deployment) are optional.
 				"node":       {Name: "node", AllowMissing: true, Indexer: stringField("NodeID", func(a *structs.Allocation) string { return a.NodeID })},
 				"deployment": {Name: "deployment", AllowMissing: true, Indexer: stringField("DeploymentID", func(a *structs.Allocation) string { return a.DeploymentID })},
-				// modify orders rows by the Raft index of their last write,
-				// so the leader's watchers read only what changed since they
-				// last looked instead of scanning tables that hold millions
-				// of rows.
-				"modify": {Name: "modify", Indexer: uint64Field("ModifyIndex", func(a *structs.Allocation) uint64 { return a.ModifyIndex })},
+				// stopped orders the terminal allocations by the Raft index
+				// of their last write, so the leader's watcher reads only
+				// those that stopped since it last looked.
+				"stopped": {Name: "stopped", AllowMissing: true, Indexer: &stoppedIndex{UintFieldIndex: memdb.UintFieldIndex{Field: "ModifyIndex"}}},
 			},
 		},
 		tableNodeUsage: {

@@ -282,15 +282,15 @@ func (s *StateStore) DeleteAllocs(index uint64, ids []string) error {
 	return nil
 }
 
-// AllocsModifiedSince calls fn for each allocation last written after
-// index, in index order, until fn returns false, and watches the
+// AllocsStoppedSince calls fn for each terminal allocation last written
+// after index, in index order, until fn returns false, and watches the
 // allocations table for the next write. A callback rather than a slice:
-// the leader's watcher looks at every allocation write and keeps few.
-func (r *stateReader) AllocsModifiedSince(ws memdb.WatchSet, index uint64, fn func(*structs.Allocation) bool) error {
+// the leader's watcher keeps few of them.
+func (r *stateReader) AllocsStoppedSince(ws memdb.WatchSet, index uint64, fn func(*structs.Allocation) bool) error {
 	r.IndexWatch(ws, tableAllocs)
-	it, err := r.readTxn().LowerBound(tableAllocs, "modify", index+1)
+	it, err := r.readTxn().LowerBound(tableAllocs, "stopped", index+1)
 	if err != nil {
-		return fmt.Errorf("listing allocations modified after index %d: %w", index, err)
+		return fmt.Errorf("listing allocations stopped after index %d: %w", index, err)
 	}
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		if !fn(raw.(*structs.Allocation)) {

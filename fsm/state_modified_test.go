@@ -37,7 +37,9 @@ func TestEvalsModifiedSince(t *testing.T) {
 	require.False(t, ws.Watch(time.After(time.Second)), "an eval write must fire the watch")
 }
 
-func TestAllocsModifiedSince(t *testing.T) {
+// Allocations that stopped are listed by the index they stopped at; live
+// ones are not listed at all.
+func TestAllocsStoppedSince(t *testing.T) {
 	s := newTestStore(t)
 	job := mockJob("default", "web")
 	require.NoError(t, s.UpsertJob(5, 1000, job, nil))
@@ -47,22 +49,38 @@ func TestAllocsModifiedSince(t *testing.T) {
 	require.NoError(t, s.UpdateAllocsFromClient(11, []*structs.Allocation{stop}, nil))
 
 	var seen []string
-	require.NoError(t, s.Snapshot().AllocsModifiedSince(nil, 10, func(a *structs.Allocation) bool {
+	require.NoError(t, s.Snapshot().AllocsStoppedSince(nil, 10, func(a *structs.Allocation) bool {
 		seen = append(seen, a.ID)
 		return true
 	}))
 	require.Equal(t, []string{"a1"}, seen)
 
 	seen = nil
-	require.NoError(t, s.Snapshot().AllocsModifiedSince(nil, 0, func(a *structs.Allocation) bool {
+	require.NoError(t, s.Snapshot().AllocsStoppedSince(nil, 11, func(a *structs.Allocation) bool {
+		seen = append(seen, a.ID)
+		return true
+	}))
+	require.Empty(t, seen, "nothing stopped after index 11")
+
+	require.NoError(t, s.UpsertPlanResults(13, &structs.ApplyPlanResultsRequest{
+		AllocsStopped: []*structs.Allocation{{ID: "a2", DesiredStatus: structs.AllocDesiredStop}},
+	}))
+	seen = nil
+	require.NoError(t, s.Snapshot().AllocsStoppedSince(nil, 0, func(a *structs.Allocation) bool {
+		seen = append(seen, a.ID)
+		return true
+	}))
+	require.Equal(t, []string{"a1", "a2"}, seen, "in the order they stopped")
+	seen = nil
+	require.NoError(t, s.Snapshot().AllocsStoppedSince(nil, 0, func(a *structs.Allocation) bool {
 		seen = append(seen, a.ID)
 		return false
 	}))
 	require.Len(t, seen, 1, "returning false stops the walk")
 
 	ws := memdb.NewWatchSet()
-	require.Equal(t, uint64(11), s.Snapshot().IndexWatch(ws, tableAllocs))
+	require.Equal(t, uint64(13), s.Snapshot().IndexWatch(ws, tableAllocs))
 	require.Equal(t, uint64(0), s.Snapshot().IndexWatch(nil, tableDeployments))
-	require.NoError(t, s.UpsertAllocs(12, []*structs.Allocation{mockAlloc(job, "a3", "n2", "e2")}))
+	require.NoError(t, s.UpsertAllocs(14, []*structs.Allocation{mockAlloc(job, "a3", "n2", "e2")}))
 	require.False(t, ws.Watch(time.After(time.Second)), "an alloc write must fire the watch")
 }

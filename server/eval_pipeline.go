@@ -194,10 +194,7 @@ func (w *evalWatcher) capacityChanges(snap *fsm.StateSnapshot, ws memdb.WatchSet
 		}
 	}
 	var nodeErr error
-	err := snap.AllocsModifiedSince(ws, w.last, func(a *structs.Allocation) bool {
-		if !a.TerminalStatus() {
-			return true
-		}
+	err := snap.AllocsStoppedSince(ws, w.last, func(a *structs.Allocation) bool {
 		n, err := snap.NodeByID(nil, a.NodeID)
 		if err != nil {
 			nodeErr = err

@@ -88,6 +88,29 @@ func TestPipeline_BlockedEvalUnblocksWhenNodeRegisters(t *testing.T) {
 	require.Equal(t, 0, s.blockedEvals.Stats().Blocked)
 }
 
+// An allocation that stops frees its room: the blocked evaluation of a
+// job waiting for it is woken and placed.
+func TestPipeline_BlockedEvalUnblocksWhenAllocStops(t *testing.T) {
+	s := testServer(t, func(c *Config) { withSchedulers(c); c.NumSchedulers = 1 })
+	node := mock.Node()
+	node.Resources.CPU = 1100 // minus 100 reserved: room for one
+	registerNode(t, s, node)
+	first := smallJob(1)
+	waitEval(t, s, registerJob(t, s, first).EvalID, structs.EvalStatusComplete)
+	running := liveAllocs(t, s, first)
+	require.Len(t, running, 1)
+
+	second := smallJob(1)
+	eval := waitEval(t, s, registerJob(t, s, second).EvalID, structs.EvalStatusComplete)
+	require.NotEmpty(t, eval.BlockedEval)
+	require.Eventually(t, func() bool { return s.blockedEvals.Stats().Blocked == 1 }, 5*time.Second, 10*time.Millisecond)
+
+	var ur structs.GenericResponse
+	require.NoError(t, s.RPC("Node.UpdateAllocs", &structs.AllocUpdateRequest{Alloc: []*structs.Allocation{{ID: running[0].ID, ClientStatus: structs.AllocClientComplete}}}, &ur))
+	require.Eventually(t, func() bool { return len(liveAllocs(t, s, second)) == 1 }, 10*time.Second, 10*time.Millisecond,
+		"the stopped allocation's room went to the waiting job")
+}
+
 // A newer blocked evaluation of a job replaces the older one, which is
 // canceled; a job whose later evaluation placed everything has its
 // blocked evaluation canceled.
