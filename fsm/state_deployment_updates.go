@@ -87,13 +87,12 @@ func (s *StateStore) updateDeployment(index uint64, req *structs.DeploymentUpdat
 	return nil
 }
 
-// keepEndedStatus keeps the status of a deployment that has ended when
-// a plan made before writes its copy: a failed or cancelled deployment
-// never runs again.
-func keepEndedStatus(old, d *structs.Deployment) {
-	if old != nil && !old.Active() {
-		d.Status, d.StatusDescription = old.Status, old.StatusDescription
-	}
+// deploymentEnded reports whether the deployment exists and has ended: a
+// plan made before then carries a stale copy, which must not bring it
+// back to running nor undo the watcher's final counts.
+func deploymentEnded(txn *memdb.Txn, id string) bool {
+	raw, err := txn.First(tableDeployments, "id", id)
+	return err == nil && raw != nil && !raw.(*structs.Deployment).Active()
 }
 
 // markStableTxn marks the deployment's job version stable, in the

@@ -100,3 +100,8 @@ func (s *StateStore) upsertDeployment(index uint64, d *structs.Deployment) error
 	txn.Commit()
 	return nil
 }
+
+// AllocsByDeployment returns the allocations placed by a deployment.
+func (r *stateReader) AllocsByDeployment(ws memdb.WatchSet, deploymentID string) ([]*structs.Allocation, error) {
+	return r.allocsBy(ws, "deployment", deploymentID)
+}

@@ -70,7 +70,7 @@ func (s *StateStore) upsertPlanResults(index uint64, req *structs.ApplyPlanResul
 			touched = append(touched, jobKey{a.Namespace, a.JobID})
 		}
 	}
-	if d := req.Deployment; d != nil {
+	if d := req.Deployment; d != nil && !deploymentEnded(txn.Txn, d.ID) {
 		raw, err := txn.First(tableDeployments, "id", d.ID)
 		if err != nil {
 			return fmt.Errorf("reading deployment %q: %w", d.ID, err)
@@ -78,7 +78,6 @@ func (s *StateStore) upsertPlanResults(index uint64, req *structs.ApplyPlanResul
 		d.CreateIndex = index
 		if raw != nil {
 			d.CreateIndex = raw.(*structs.Deployment).CreateIndex
-			keepEndedStatus(raw.(*structs.Deployment), d)
 		}
 		d.ModifyIndex = index
 		if err := txn.Insert(tableDeployments, d); err != nil {

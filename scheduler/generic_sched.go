@@ -211,6 +211,11 @@ func (s *genericScheduler) process() (done bool, err error) {
 		if err := s.computePlacements(job, res, now); err != nil {
 			return false, err
 		}
+		if d := s.plan.Deployment; d != nil && d.CreateIndex == 0 && len(s.plan.NodeAllocation) == 0 {
+			// Nothing fitted: the deployment starts with the
+			// evaluation that places its first allocation.
+			s.plan.Deployment = nil
+		}
 	}
 
 	// Follow-ups first: the plan may name them (FollowupEvalID).

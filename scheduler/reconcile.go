@@ -558,7 +558,12 @@ func (rc *reconciler) reconcileDeployment() {
 		}
 		return
 	}
-	if len(r.destructiveUpdate) == 0 {
+	// With auto_revert, a job's first placements start a deployment too
+	// (not only a rollout's replacements), so a first version that comes
+	// up healthy is marked stable and a failed update has something to go
+	// back to. Without it they do not: a deployment keeps the scheduler
+	// looking again until its allocations are healthy.
+	if len(r.destructiveUpdate) == 0 && (len(r.place) == 0 || anyLive(in.Allocs) || !anyAutoRevert(job)) {
 		return
 	}
 	nd := &structs.Deployment{
@@ -588,6 +593,26 @@ func (rc *reconciler) cancelDeployment(desc string) {
 			DeploymentID: d.ID, Status: structs.DeploymentStatusCancelled, StatusDescription: desc,
 		})
 	}
+}
+
+func anyAutoRevert(job *structs.Job) bool {
+	for _, tg := range job.Groups {
+		if s := updateStrategy(job, tg); s != nil && s.AutoRevert {
+			return true
+		}
+	}
+	return false
+}
+
+// anyLive reports whether some allocation is not terminal: the
+// placements of a job without any are its version's first.
+func anyLive(allocs []*structs.Allocation) bool {
+	for _, a := range allocs {
+		if !a.TerminalStatus() {
+			return true
+		}
+	}
+	return false
 }
 
 // replacedAllocs are the allocations another allocation replaces.

@@ -319,3 +319,31 @@ func TestServiceSched_InPlaceUpdateOnInfeasibleNodeMoves(t *testing.T) {
 		require.Equal(t, job.Version, a.Job.Version)
 	}
 }
+
+// With auto_revert a job's first placements start a deployment, so the
+// first version can be marked stable; without it they do not.
+func TestServiceSched_FirstPlacementDeploymentWithAutoRevert(t *testing.T) {
+	for _, autoRevert := range []bool{false, true} {
+		h := newTestHarness(t)
+		addNodes(h, 3)
+		job := mock.Job()
+		job.Groups[0].Count = 2
+		job.Update = &structs.UpdateStrategy{MaxParallel: 1, AutoRevert: autoRevert}
+		job, _ = register(t, h, job)
+		d := h.LastPlan().Deployment
+		if !autoRevert {
+			require.Nil(t, d)
+			continue
+		}
+		require.NotNil(t, d)
+		require.Equal(t, job.Version, d.JobVersion)
+		require.Equal(t, 2, d.TaskGroups["web"].DesiredTotal)
+		require.Equal(t, 2, d.TaskGroups["web"].PlacedAllocs)
+		for _, a := range liveAllocs(t, h, job) {
+			require.Equal(t, d.ID, a.DeploymentID)
+		}
+		// Placing more later (a replacement) does not start another.
+		evaluate(t, h, job, structs.EvalTriggerJobRegister)
+		require.Len(t, h.Plans, 1)
+	}
+}

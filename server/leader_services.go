@@ -22,5 +22,6 @@ func (s *Server) leaderServices() []leaderService {
 		{name: "drainer", run: (&drainer{srv: s, now: time.Now}).run},
 		{name: "gc", run: (&collector{srv: s}).run},
 		{name: "eval-pipeline", run: s.runEvalPipeline},
+		{name: "deployments", run: newDeploymentWatcher(s).run},
 	}
 }
