@@ -291,6 +291,43 @@ func TestFaults_ClientKilledAllocsReplaced(t *testing.T) {
 		}
 		return false
 	}, 60*time.Second, 50*time.Millisecond, "the killed client's allocations are lost and replaced on %s", survivor.Name)
-	t.Logf("client %s killed with %d allocations: node down after %s, replacements running after %s",
-		victim.Name, len(lostIDs), downAt.Round(10*time.Millisecond), replacedAt.Round(10*time.Millisecond))
+	gossip := false
+	for _, a := range c.Agents {
+		gossip = gossip || strings.Contains(a.LogTail(400), "gossip reports node failed")
+	}
+	t.Logf("client %s killed with %d allocations: node down after %s, replacements running after %s (gossip failure notice seen: %v)",
+		victim.Name, len(lostIDs), downAt.Round(10*time.Millisecond), replacedAt.Round(10*time.Millisecond), gossip)
+
+	// The killed client comes back: its stale allocations, whose tasks
+	// outlived the agent, are stopped, so the job never runs more than its
+	// count.
+	stale, err := victim.TaskPIDs()
+	require.NoError(t, err)
+	for _, id := range lostIDs {
+		require.NotZero(t, stale[id+"-loop"], "task of lost allocation %s still running before the restart: %v", id, stale)
+	}
+	require.NoError(t, victim.Start())
+	require.NoError(t, WaitHTTP(ctx, victim))
+	waitNodesReady(t, c, 2)
+	require.Eventually(t, func() bool {
+		pids, err := victim.TaskPIDs()
+		if err != nil {
+			return false
+		}
+		for _, id := range lostIDs {
+			if pids[id+"-loop"] != 0 {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 100*time.Millisecond, "the returning client stops its lost allocations")
+	stubs, _, err := cl.Jobs().Allocations(ctx, "ticker", nil)
+	require.NoError(t, err)
+	live := 0
+	for _, s := range stubs {
+		if s.DesiredStatus == structs.AllocDesiredRun && (s.ClientStatus == structs.AllocClientRunning || s.ClientStatus == structs.AllocClientPending) {
+			live++
+		}
+	}
+	require.Equal(t, 3, live, "the count is not exceeded")
 }
