@@ -260,8 +260,19 @@ func DecodeError(err error) error {
 // Dial opens a TCP connection to addr from localIP (any address when nil).
 func Dial(addr string, localIP net.IP, timeout time.Duration) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout}
-	if localIP != nil {
+	if localIP != nil && sameFamily(addr, localIP) {
 		d.LocalAddr = &net.TCPAddr{IP: localIP}
 	}
 	return d.Dial("tcp", addr)
+}
+
+// sameFamily reports whether addr's host is an IP of ip's family (a
+// source of the other family would make the dial fail) or a name.
+func sameFamily(addr string, ip net.IP) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	dst := net.ParseIP(host)
+	return dst == nil || (dst.To4() == nil) == (ip.To4() == nil)
 }
