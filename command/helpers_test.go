@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/drover-sh/drover/api"
+	"github.com/drover-sh/drover/structs"
 )
 
 func TestMain(m *testing.M) {
@@ -50,6 +51,9 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	t.Setenv(api.EnvAddress, f.srv.URL)
 	t.Setenv(api.EnvToken, "")
 	t.Setenv(api.EnvNamespace, "")
+	// Jobs without deployments, unless a test says otherwise: job status
+	// reads them.
+	f.reply("GET /v1/deployments", []*structs.Deployment{})
 	return f
 }
 

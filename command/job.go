@@ -38,6 +38,7 @@ Examples:
 			jobStopCommand(),
 			jobInspectCommand(),
 			jobHistoryCommand(),
+			jobRevertCommand(),
 		},
 	}
 }
@@ -315,6 +316,10 @@ func showJob(c *cli.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("listing allocations of job %q: %w", job.ID, err)
 	}
+	deployment, err := latestDeployment(c.Context, client, job)
+	if err != nil {
+		return err
+	}
 	if c.Bool("json") {
 		if evals == nil {
 			evals = []*structs.Evaluation{}
@@ -323,10 +328,11 @@ func showJob(c *cli.Context, id string) error {
 			allocs = []*structs.AllocListStub{}
 		}
 		return printJSON(struct {
-			Job         *structs.Job             `json:"job"`
-			Evaluations []*structs.Evaluation    `json:"evaluations"`
-			Allocations []*structs.AllocListStub `json:"allocations"`
-		}{job, evals, allocs})
+			Job              *structs.Job             `json:"job"`
+			Evaluations      []*structs.Evaluation    `json:"evaluations"`
+			Allocations      []*structs.AllocListStub `json:"allocations"`
+			LatestDeployment *structs.Deployment      `json:"latest_deployment"`
+		}{job, evals, allocs, deployment})
 	}
 
 	printKV(stdout,
@@ -345,6 +351,10 @@ func showJob(c *cli.Context, id string) error {
 		if failed.BlockedEval != "" {
 			fmt.Fprintf(stdout, "Evaluation %q waiting for additional capacity to place remainder\n", structs.ShortID(failed.BlockedEval))
 		}
+	}
+
+	if err := printLatestDeployment(stdout, deployment); err != nil {
+		return err
 	}
 
 	fmt.Fprintln(stdout, "\nLatest Evaluations")
@@ -564,9 +574,9 @@ func jobHistory(c *cli.Context) error {
 		}
 		return printJSON(versions)
 	}
-	t := newTable(stdout, "Version", "Stop", "Submit Date", "Modify Index")
+	t := newTable(stdout, "Version", "Stable", "Stop", "Submit Date", "Modify Index")
 	for _, v := range versions {
-		t.row(strconv.FormatUint(v.Version, 10), strconv.FormatBool(v.Stop), formatTime(v.SubmitTime),
+		t.row(strconv.FormatUint(v.Version, 10), strconv.FormatBool(v.Stable), strconv.FormatBool(v.Stop), formatTime(v.SubmitTime),
 			strconv.FormatUint(v.ModifyIndex, 10))
 	}
 	return t.flush()

@@ -287,10 +287,10 @@ func TestJobHistory(t *testing.T) {
 	r := run(t, "job", "history", "web")
 	requireOK(t, r)
 	require.Equal(t, lines(
-		"Version  Stop   Submit Date           Modify Index",
-		"12       true   2026-11-23T02:30:00Z  140",
-		"1        false  2026-11-23T01:00:00Z  12",
-		"0        false  2026-11-23T01:00:00Z  7",
+		"Version  Stable  Stop   Submit Date           Modify Index",
+		"12       false   true   2026-11-23T02:30:00Z  140",
+		"1        false   false  2026-11-23T01:00:00Z  12",
+		"0        false   false  2026-11-23T01:00:00Z  7",
 	), r.stdout)
 
 	r = run(t, "job", "history", "-json", "web")

@@ -36,6 +36,7 @@ Examples:
 			nodeCommand(),
 			allocCommand(),
 			evalCommand(),
+			deploymentCommand(),
 			serviceCommand(),
 			serverCommand(),
 			operatorCommand(),

@@ -110,16 +110,9 @@ func (w *deploymentWatcher) watch(snap *fsm.StateSnapshot, ws memdb.WatchSet, d 
 			DeploymentID: d.ID, Status: structs.EvalStatusPending, CreateTime: now.UnixNano(), ModifyTime: now.UnixNano(),
 		}
 	}
-	if nd.Status == structs.DeploymentStatusFailed && autoRevert(nd) {
-		target, err := revertTarget(snap, job)
-		if err != nil {
+	if nd.Status == structs.DeploymentStatusFailed {
+		if err := addRevert(snap, job, req); err != nil {
 			return time.Time{}, err
-		}
-		if target != nil {
-			req.RevertJob = target.Copy()
-			nd.StatusDescription += fmt.Sprintf("; rolling back to job version %d", target.Version)
-		} else {
-			nd.StatusDescription += "; no stable job version to roll back to"
 		}
 	}
 	logger := w.logger.With("deployment_id", d.ID, "job_id", d.JobID, "job_version", d.JobVersion)
@@ -227,6 +220,27 @@ func sortedGroupNames(d *structs.Deployment) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// addRevert adds to the failing update req the registration of the
+// job's newest stable version when one of the deployment's groups asks
+// for auto_revert, and says so in the deployment's description.
+func addRevert(snap *fsm.StateSnapshot, job *structs.Job, req *structs.DeploymentUpdateRequest) error {
+	d := req.Deployment
+	if !autoRevert(d) {
+		return nil
+	}
+	target, err := revertTarget(snap, job)
+	if err != nil {
+		return err
+	}
+	if target == nil {
+		d.StatusDescription += "; no stable job version to roll back to"
+		return nil
+	}
+	req.RevertJob = target.Copy()
+	d.StatusDescription += fmt.Sprintf("; rolling back to job version %d", target.Version)
+	return nil
 }
 
 func autoRevert(d *structs.Deployment) bool {

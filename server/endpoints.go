@@ -10,14 +10,15 @@ import (
 // registerEndpoints registers every RPC endpoint under its name.
 func (s *Server) registerEndpoints() error {
 	endpoints := map[string]any{
-		"Job":      &Job{srv: s},
-		"Eval":     &Eval{srv: s},
-		"Status":   &Status{srv: s},
-		"Operator": &Operator{srv: s},
-		"Node":     &Node{srv: s},
-		"Alloc":    &Alloc{srv: s},
-		"System":   &System{srv: s},
-		"Service":  &Service{srv: s},
+		"Job":        &Job{srv: s},
+		"Eval":       &Eval{srv: s},
+		"Status":     &Status{srv: s},
+		"Operator":   &Operator{srv: s},
+		"Node":       &Node{srv: s},
+		"Alloc":      &Alloc{srv: s},
+		"System":     &System{srv: s},
+		"Service":    &Service{srv: s},
+		"Deployment": &Deployment{srv: s},
 	}
 	for name, e := range endpoints {
 		if err := s.rpcServer.RegisterName(name, e); err != nil {

@@ -77,3 +77,60 @@ type DeploymentUpdateRequest struct {
 	SubmitTime int64
 	WriteRequest
 }
+
+// DeploymentSpecificRequest reads one deployment.
+type DeploymentSpecificRequest struct {
+	DeploymentID string
+	QueryOptions
+}
+
+// SingleDeploymentResponse carries one deployment, nil when it does not
+// exist.
+type SingleDeploymentResponse struct {
+	Deployment *Deployment
+	QueryMeta
+}
+
+// DeploymentListRequest lists deployments by ID prefix, optionally of one
+// job.
+type DeploymentListRequest struct {
+	JobID string
+	QueryOptions
+}
+
+// DeploymentListResponse carries deployments.
+type DeploymentListResponse struct {
+	Deployments []*Deployment
+	QueryMeta
+}
+
+// DeploymentFailRequest fails an active deployment; its groups'
+// auto_revert applies as when the watcher fails it.
+type DeploymentFailRequest struct {
+	DeploymentID string
+	WriteRequest
+}
+
+// DeploymentPromoteRequest promotes the canaries of an active deployment.
+type DeploymentPromoteRequest struct {
+	DeploymentID string
+	WriteRequest
+}
+
+// DeploymentUpdateResponse answers a fail or promote: the evaluation that
+// acts on it.
+type DeploymentUpdateResponse struct {
+	EvalID                string `json:"eval_id"`
+	DeploymentModifyIndex uint64 `json:"deployment_modify_index"`
+	RevertedJobVersion    uint64 `json:"reverted_job_version,omitempty"`
+	Reverted              bool   `json:"reverted"`
+	WriteMeta
+}
+
+// JobRevertRequest registers a kept version's spec of a job again, as a
+// new version.
+type JobRevertRequest struct {
+	JobID      string
+	JobVersion uint64
+	WriteRequest
+}
