@@ -331,3 +331,147 @@ func TestFaults_ClientKilledAllocsReplaced(t *testing.T) {
 	}
 	require.Equal(t, 3, live, "the count is not exceeded")
 }
+
+// rollingJob is a count-4 service rolled out one allocation at a time;
+// version is in the task's env, so changing it replaces every allocation.
+func rollingJob(image, version string) string {
+	return fmt.Sprintf(`id: rolling
+type: service
+datacenters: [dc1]
+update: {max_parallel: 1, min_healthy_time: 2s, healthy_deadline: 30s, progress_deadline: 1m, auto_revert: true}
+groups:
+  - name: web
+    count: 4
+    restart: {attempts: 2, interval: 10m, delay: 1s, mode: fail}
+    network: {mode: host}
+    tasks:
+      - name: loop
+        image: %s
+        command: /bin/sh
+        args: ["-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+        env: {VERSION: "%s"}
+        resources: {cpu: 20, memory: 16}
+        kill_timeout: 1s
+`, image, version)
+}
+
+// healthyByVersion counts the job's allocations meant to run, running,
+// and reported healthy by their client, per job version.
+func healthyByVersion(ctx context.Context, a *Agent, job string) (map[uint64]int, error) {
+	stubs, _, err := a.Client().Jobs().Allocations(ctx, job, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint64]int{}
+	for _, s := range stubs {
+		ds := s.DeploymentStatus
+		if s.DesiredStatus == structs.AllocDesiredRun && s.ClientStatus == structs.AllocClientRunning &&
+			ds != nil && ds.Healthy != nil && *ds.Healthy {
+			out[s.JobVersion]++
+		}
+	}
+	return out, nil
+}
+
+// (a) kill -9 of the leader in the middle of a rolling deployment of a
+// count-4 service (max_parallel 1) on real clients: the new leader
+// finishes it (all 4 on the new version, healthy, the version marked
+// stable), and no sample during the rollout sees fewer than 3 healthy
+// allocations.
+func TestFaults_LeaderKilledDuringRollingDeployment(t *testing.T) {
+	c, reg := startClients(t, 2)
+	ctx := testCtx(t, 3*time.Minute)
+	runJob(t, c, rollingJob(reg.Image, "1"))
+	var state string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last state: %s", state)
+		}
+	}()
+	require.Eventually(t, func() bool {
+		h, err := healthyByVersion(ctx, c.Agents[0], "rolling")
+		state = fmt.Sprintf("healthy by version %v %v", h, err)
+		stubs, _, _ := c.Agents[0].Client().Jobs().Allocations(ctx, "rolling", nil)
+		for _, s := range stubs {
+			state += fmt.Sprintf("\n  %s v%d %s/%s dep=%+v", s.ID[:8], s.JobVersion, s.DesiredStatus, s.ClientStatus, s.DeploymentStatus)
+			if a, _, err := c.Agents[0].Client().Allocations().Info(ctx, s.ID, nil); err == nil {
+				state += " deployment=" + a.DeploymentID
+			}
+		}
+		if err != nil || h[0] != 4 {
+			return false
+		}
+		j, _, err := c.Agents[0].Client().Jobs().Info(ctx, "rolling", nil)
+		if err == nil {
+			state += fmt.Sprintf("; job version %d stable %v", j.Version, j.Stable)
+		}
+		return err == nil && j.Version == 0 && j.Stable
+	}, 60*time.Second, 100*time.Millisecond, "version 0 deployed: 4 healthy and stable")
+
+	// Sample from the start of the rollout; a sample that fails (no
+	// leader for a moment) tells nothing and is skipped.
+	low, samples := 4, 0
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			for _, a := range c.Running() {
+				h, err := healthyByVersion(ctx, a, "rolling")
+				if err != nil {
+					continue
+				}
+				samples++
+				low = min(low, h[0]+h[1])
+				break
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-sampled:
+		default:
+			close(stop)
+			<-sampled
+		}
+	})
+	runJob(t, c, rollingJob(reg.Image, "2"))
+	leader, err := c.WaitLeader(ctx)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		h, err := healthyByVersion(ctx, c.Agents[0], "rolling")
+		return err == nil && h[1] >= 1 && h[1] < 4
+	}, 60*time.Second, 20*time.Millisecond, "the rollout is under way")
+	killed := time.Now()
+	leader.Kill()
+	var survivor *Agent
+	for _, a := range c.Agents {
+		if a != leader {
+			survivor = a
+		}
+	}
+	require.Eventually(t, func() bool {
+		h, err := healthyByVersion(ctx, survivor, "rolling")
+		if err != nil || h[1] != 4 {
+			return false
+		}
+		j, _, err := survivor.Client().Jobs().Info(ctx, "rolling", nil)
+		return err == nil && j.Version == 1 && j.Stable
+	}, 90*time.Second, 50*time.Millisecond, "the new leader finishes the deployment")
+	finished := time.Since(killed)
+	close(stop)
+	<-sampled
+	require.Greater(t, samples, 10)
+	require.GreaterOrEqual(t, low, 3, "fewer than 3 healthy allocations during the rollout")
+
+	require.NoError(t, leader.Start())
+	_, err = c.WaitLeader(testCtx(t, 30*time.Second))
+	require.NoError(t, err)
+	t.Logf("leader %s killed mid-rollout; deployment of version 1 finished %s later; lowest healthy count sampled: %d of 4 (%d samples)",
+		leader.Name, finished.Round(10*time.Millisecond), low, samples)
+}
