@@ -163,7 +163,11 @@ func TestFaults_AllServersKilledAndRestarted(t *testing.T) {
 	for i := 0; i < 12; i++ {
 		id := fmt.Sprintf("durable-%d", i%6)
 		val := fmt.Sprintf("v%d", i)
-		_, evalID, err := RegisterYAML(ctx, c.Agents[i%3], JobYAML(id, val, 2))
+		// auto_revert: the first placements start a deployment, which
+		// must survive too (simulated nodes never report health, so it
+		// stays running).
+		yaml := strings.Replace(JobYAML(id, val, 2), "groups:", "update: {max_parallel: 1, auto_revert: true}\ngroups:", 1)
+		_, evalID, err := RegisterYAML(ctx, c.Agents[i%3], yaml)
 		require.NoError(t, err, "register %s", id)
 		jobs[id] = val
 		evals[evalID] = true
@@ -187,6 +191,13 @@ func TestFaults_AllServersKilledAndRestarted(t *testing.T) {
 	require.NoError(t, err)
 	for _, e := range list {
 		evals[e.ID] = true
+	}
+	deps, _, err := c.Agents[0].Client().Deployments().List(ctx, nil)
+	require.NoError(t, err)
+	require.NotEmpty(t, deps)
+	deployments := map[string]uint64{}
+	for _, d := range deps {
+		deployments[d.ID] = d.JobVersion
 	}
 
 	KillAll(c.Agents)
@@ -222,7 +233,19 @@ func TestFaults_AllServersKilledAndRestarted(t *testing.T) {
 	for id := range evals {
 		require.True(t, have[id], "evaluation %s survived", id)
 	}
-	t.Logf("after kill -9 of all servers: %d jobs, %d allocations, %d evaluations all present", len(jobs), len(allocs), len(evals))
+	gotDeps, _, err := cl.Deployments().List(ctx, nil)
+	require.NoError(t, err)
+	haveDep := map[string]uint64{}
+	for _, d := range gotDeps {
+		haveDep[d.ID] = d.JobVersion
+	}
+	for id, v := range deployments {
+		got, ok := haveDep[id]
+		require.True(t, ok, "deployment %s survived", id)
+		require.Equal(t, v, got, "deployment %s job version", id)
+	}
+	t.Logf("after kill -9 of all servers: %d jobs, %d allocations, %d evaluations, %d deployments all present",
+		len(jobs), len(allocs), len(evals), len(deployments))
 }
 
 // (b) kill -9 of a client running allocations of a service job (count 3
@@ -466,6 +489,18 @@ func TestFaults_LeaderKilledDuringRollingDeployment(t *testing.T) {
 	finished := time.Since(killed)
 	close(stop)
 	<-sampled
+	deps, _, err := survivor.Client().Deployments().List(ctx, nil)
+	require.NoError(t, err)
+	var d1 *structs.Deployment
+	for _, d := range deps {
+		if d.JobID == "rolling" && d.JobVersion == 1 {
+			d1 = d
+		}
+	}
+	require.NotNil(t, d1, "the deployment of version 1: %+v", deps)
+	require.Equal(t, structs.DeploymentStatusSuccessful, d1.Status, d1.StatusDescription)
+	require.Equal(t, 4, d1.TaskGroups["web"].HealthyAllocs)
+	require.Zero(t, d1.TaskGroups["web"].UnhealthyAllocs)
 	require.Greater(t, samples, 10)
 	require.GreaterOrEqual(t, low, 3, "fewer than 3 healthy allocations during the rollout")
 
