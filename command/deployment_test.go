@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -29,13 +30,18 @@ func TestCommands_DeploymentsAgainstARealAgent(t *testing.T) {
 	d := startDevAgent(t)
 	d.registerNode()
 	path := writeFile(t, "web.yaml", rollingYAML)
-	requireOK(t, run(t, "job", "run", path))
+	// Detached: nothing runs the allocations, so the deployment does not
+	// end and job run would follow it.
+	requireOK(t, run(t, "job", "run", "-detach", path))
 
-	r := run(t, "deployment", "list", "-json")
-	requireOK(t, r)
 	var deps []*structs.Deployment
-	require.NoError(t, json.Unmarshal([]byte(r.stdout), &deps))
-	require.Len(t, deps, 1)
+	var r result
+	require.Eventually(t, func() bool {
+		r = run(t, "deployment", "list", "-json")
+		requireOK(t, r)
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &deps))
+		return len(deps) == 1 && deps[0].TaskGroups["frontend"].PlacedAllocs == 2
+	}, 10*time.Second, 20*time.Millisecond, "no deployment: %s", r.stdout)
 	dep := deps[0]
 	require.Equal(t, "web", dep.JobID)
 	require.Equal(t, structs.DeploymentStatusRunning, dep.Status)

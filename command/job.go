@@ -55,9 +55,15 @@ placed (-detach prints the evaluation ID and returns at once). Files
 ending in .json are sent as JSON, others as YAML. Problems with the file
 are printed as FILE:LINE:COLUMN: field: message.
 
-Exit codes: 0 when every allocation was placed, 2 when some could not be
-(the reasons are printed; a blocked evaluation places them when capacity
-appears), 1 on any other error.
+When the evaluation starts a deployment (a service job's rollout), job
+run then follows it: a table of each group's desired, placed, healthy and
+unhealthy allocations, redrawn in place on a terminal (plain lines
+otherwise), until the deployment succeeds or fails.
+
+Exit codes: 0 when every allocation was placed (and the deployment, if
+any, succeeded), 2 when some could not be (the reasons are printed; a
+blocked evaluation places them when capacity appears) or the deployment
+failed, 1 on any other error.
 
 Examples:
   drover job run web.yaml
@@ -114,8 +120,18 @@ func jobRun(c *cli.Context) error {
 	if resp.EvalID == "" {
 		return nil
 	}
-	code, err := monitorEval(c.Context, client, resp.EvalID)
+	code, eval, err := monitorEvalDone(c.Context, client, resp.EvalID)
 	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitWith(code, nil)
+	}
+	d, err := jobDeployment(c.Context, client, eval, resp.JobModifyIndex)
+	if err != nil || d == nil {
+		return err
+	}
+	if code, err = monitorDeployment(c.Context, client, d); err != nil {
 		return err
 	}
 	if code != 0 {

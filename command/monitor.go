@@ -21,13 +21,19 @@ var monitorWait = 30 * time.Second
 // it placed and, if some could not be placed, why. It returns the exit
 // code: 0, or exitPlacementFailure; a failed evaluation is an error.
 func monitorEval(ctx context.Context, client *api.Client, evalID string) (int, error) {
+	code, _, err := monitorEvalDone(ctx, client, evalID)
+	return code, err
+}
+
+// monitorEvalDone is monitorEval that also returns the last evaluation.
+func monitorEvalDone(ctx context.Context, client *api.Client, evalID string) (int, *structs.Evaluation, error) {
 	fmt.Fprintf(stdout, "==> Monitoring evaluation %q\n", structs.ShortID(evalID))
 	var index uint64
 	status := ""
 	for {
 		eval, meta, err := client.Evaluations().Info(ctx, evalID, &api.QueryOptions{WaitIndex: index, WaitTime: monitorWait})
 		if err != nil {
-			return 0, fmt.Errorf("watching evaluation %s: %w", evalID, err)
+			return 0, nil, fmt.Errorf("watching evaluation %s: %w", evalID, err)
 		}
 		index = meta.LastIndex
 		if status == "" {
@@ -43,14 +49,15 @@ func monitorEval(ctx context.Context, client *api.Client, evalID string) (int, e
 			continue
 		}
 		if err := printPlacedAllocs(ctx, client, eval); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		if eval.NextEval != "" {
 			fmt.Fprintf(stdout, "    Evaluation %q continues in evaluation %q\n", structs.ShortID(eval.ID), structs.ShortID(eval.NextEval))
 			evalID, index, status = eval.NextEval, 0, ""
 			continue
 		}
-		return finishEval(eval)
+		code, err := finishEval(eval)
+		return code, eval, err
 	}
 }
 
