@@ -433,7 +433,7 @@ func TestFaults_LeaderKilledDuringRollingDeployment(t *testing.T) {
 
 	// Sample from the start of the rollout; a sample that fails (no
 	// leader for a moment) tells nothing and is skipped.
-	low, samples := 4, 0
+	low, samples, lowAt, rollStart := 4, 0, "", time.Now()
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
@@ -450,7 +450,10 @@ func TestFaults_LeaderKilledDuringRollingDeployment(t *testing.T) {
 					continue
 				}
 				samples++
-				low = min(low, h[0]+h[1])
+				if n := h[0] + h[1]; n < low {
+					low = n
+					lowAt = fmt.Sprintf("%v healthy by version, %s after the rollout began, from %s", h, time.Since(rollStart).Round(time.Millisecond), a.Name)
+				}
 				break
 			}
 		}
@@ -499,10 +502,11 @@ func TestFaults_LeaderKilledDuringRollingDeployment(t *testing.T) {
 	}
 	require.NotNil(t, d1, "the deployment of version 1: %+v", deps)
 	require.Equal(t, structs.DeploymentStatusSuccessful, d1.Status, d1.StatusDescription)
-	require.Equal(t, 4, d1.TaskGroups["web"].HealthyAllocs)
-	require.Zero(t, d1.TaskGroups["web"].UnhealthyAllocs)
-	require.Greater(t, samples, 10)
-	require.GreaterOrEqual(t, low, 3, "fewer than 3 healthy allocations during the rollout")
+	require.Equal(t, 4, d1.TaskGroups["web"].HealthyAllocs, "deployment state %+v", d1.TaskGroups["web"])
+	require.Zero(t, d1.TaskGroups["web"].UnhealthyAllocs, "deployment state %+v", d1.TaskGroups["web"])
+	require.Greater(t, samples, 10, "samples taken during the rollout")
+	require.GreaterOrEqual(t, low, 3, "fewer than 3 healthy allocations during the rollout: %s (leader killed %s after the rollout began)",
+		lowAt, killed.Sub(rollStart).Round(time.Millisecond))
 
 	require.NoError(t, leader.Start())
 	_, err = c.WaitLeader(testCtx(t, 30*time.Second))
