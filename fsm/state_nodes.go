@@ -68,6 +68,9 @@ func (s *StateStore) upsertNode(index uint64, node *structs.Node) error {
 	if err := txn.Insert(tableNodes, node); err != nil {
 		return fmt.Errorf("writing node %q: %w", node.ID, err)
 	}
+	if err := nodeRegisteredTxn(txn.Txn, node.ID); err != nil {
+		return err
+	}
 	if err := setIndex(txn.Txn, index, tableNodes); err != nil {
 		return err
 	}

@@ -23,11 +23,14 @@ import (
 // watch on its allocations (Node.GetClientAllocs) blocks on the node's
 // row, which changes only when that node's allocations do.
 //
-// A row outlives its last allocation while the node is registered, so
-// the index of the removal stays for the node's watch; it goes with the
-// node. A restore does not know about removals before the snapshot: its
-// rows start from the allocations' own indexes (the restore wakes every
-// watch anyway).
+// Every registered node has a row, so its client's watch has a row of
+// its own to block on from the start (memdb's watch on a missing key is
+// the closest tree node's, which every new row under it fires); a row
+// outlives its last allocation while the node is registered, so the
+// index of the removal stays for the node's watch; it goes with the node.
+// A restore does not know about removals before the snapshot: its rows
+// start from the allocations' own indexes (the restore wakes every watch
+// anyway).
 
 // NodeUsage returns the node's row, or nil when it has none.
 func (r *stateReader) NodeUsage(ws memdb.WatchSet, nodeID string) (*structs.NodeUsage, error) {
@@ -163,6 +166,21 @@ func deleteNodeRowTxn(txn *memdb.Txn, raw any) error {
 	return nil
 }
 
+// nodeRegisteredTxn gives a registered node its (empty) row.
+func nodeRegisteredTxn(txn *memdb.Txn, nodeID string) error {
+	raw, err := txn.First(tableNodeUsage, "id", nodeID)
+	if err != nil {
+		return fmt.Errorf("reading usage of node %q: %w", nodeID, err)
+	}
+	if raw != nil {
+		return nil
+	}
+	if err := txn.Insert(tableNodeUsage, &structs.NodeUsage{NodeID: nodeID}); err != nil {
+		return fmt.Errorf("writing usage of node %q: %w", nodeID, err)
+	}
+	return nil
+}
+
 // nodeDeletedTxn drops the row of a node removed from the store, unless
 // allocations are still recorded on it.
 func nodeDeletedTxn(txn *memdb.Txn, nodeID string) error {
@@ -176,16 +194,24 @@ func nodeDeletedTxn(txn *memdb.Txn, nodeID string) error {
 	return nil
 }
 
-// computeNodeUsage derives every row from the allocations the
+// computeNodeUsage derives every row from the nodes and allocations the
 // transaction sees, sorted by node ID: what a restore loads, and what
 // tests compare the table with. Index is the newest AllocModifyIndex: the
 // allocations do not record their removals.
 func computeNodeUsage(txn *memdb.Txn) ([]*structs.NodeUsage, error) {
+	byNode := make(map[string]*structs.NodeUsage)
+	nodes, err := txn.Get(tableNodes, "id")
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	for raw := nodes.Next(); raw != nil; raw = nodes.Next() {
+		id := raw.(*structs.Node).ID
+		byNode[id] = &structs.NodeUsage{NodeID: id}
+	}
 	it, err := txn.Get(tableAllocs, "id")
 	if err != nil {
 		return nil, fmt.Errorf("listing allocations: %w", err)
 	}
-	byNode := make(map[string]*structs.NodeUsage)
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		a := raw.(*structs.Allocation)
 		if a.NodeID == "" {

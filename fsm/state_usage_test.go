@@ -94,9 +94,8 @@ func drawUsageEntry(t *rapid.T, job *structs.Job, index uint64) *raft.Log {
 }
 
 // requireUsageConsistent checks the node_usage table against a
-// recomputation from the allocations: the same usage and counts, an index
-// at least as new as every allocation's, and no other rows but those of
-// registered nodes whose allocations are all gone.
+// recomputation from the nodes and allocations: the same rows, usage and
+// counts, and an index at least as new as every allocation's.
 func requireUsageConsistent(t require.TestingT, s *StateStore) {
 	helper(t)
 	txn := s.db.Txn(false)
@@ -111,13 +110,7 @@ func requireUsageConsistent(t require.TestingT, s *StateStore) {
 		require.Equal(t, w, g)
 		delete(got, w.NodeID)
 	}
-	for id, g := range got {
-		require.Zero(t, g.Stored, "row of node %s", id)
-		require.Zero(t, g.Allocs, "row of node %s", id)
-		node, err := s.NodeByID(nil, id)
-		require.NoError(t, err)
-		require.NotNil(t, node, "row of node %s outlives the node", id)
-	}
+	require.Empty(t, got, "rows of nodes that are neither registered nor hold allocations")
 }
 
 // usageRows returns copies of the table's rows by node.
@@ -177,15 +170,18 @@ func TestNodeUsage_EqualsRecomputation(t *testing.T) {
 	})
 }
 
-// The node's row moves its index only when the servers change its
-// allocations (a placement, a stop, a removal), not on the client's
-// reports, and it outlives the last allocation while the node is
-// registered.
+// A registered node has a row from the start; its index moves only when
+// the servers change its allocations (a placement, a stop, a removal),
+// not on the client's reports, and it outlives the last allocation while
+// the node is registered.
 func TestNodeUsage_Index(t *testing.T) {
 	s := newTestStore(t)
 	job := mockJob("default", "web")
 	require.NoError(t, s.UpsertJob(1, 1, job, nil))
 	require.NoError(t, s.UpsertNode(2, mockNode("n1")))
+	u, err := s.NodeUsage(nil, "n1")
+	require.NoError(t, err)
+	require.Equal(t, &structs.NodeUsage{NodeID: "n1"}, u, "a registered node has its row from the start")
 	a := mockAlloc(job, "a", "n1", "eval-1")
 	require.NoError(t, s.UpsertPlanResults(3, &structs.ApplyPlanResultsRequest{Job: job, Allocs: []*structs.Allocation{a}}))
 	index := func() uint64 {
@@ -202,7 +198,7 @@ func TestNodeUsage_Index(t *testing.T) {
 	require.Equal(t, uint64(3), index(), "a client report that ends the allocation")
 	require.NoError(t, s.DeleteAllocs(6, []string{"a"}))
 	require.Equal(t, uint64(6), index(), "a removal")
-	u, err := s.NodeUsage(nil, "n1")
+	u, err = s.NodeUsage(nil, "n1")
 	require.NoError(t, err)
 	require.Zero(t, u.Stored)
 
