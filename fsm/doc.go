@@ -13,4 +13,13 @@
 //
 // Objects handed out by the store are shared with it: callers must not
 // modify them (Copy first), which is what lets reads skip copying.
+//
+// Some tables are derived in the same transactions as what they derive
+// from and rebuilt on restore rather than snapshotted: node_usage holds,
+// per node, what its live allocations take and the index of the servers'
+// last change to its allocations (state_usage.go), so the scheduler, the
+// plan applier and clients' watches read one row per node instead of
+// every allocation on it. Writes are sized for go-immutable-radix: a
+// transaction that modifies more than 8,192 nodes of one index walks the
+// whole index on commit, so ApplyBatch bounds the entries that share one.
 package fsm

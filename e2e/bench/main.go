@@ -137,7 +137,7 @@ func run(duration time.Duration, failovers int) error {
 	// (the HTTP clients): on one machine they share the cores.
 	var cpuRows []string
 	for i, r := range runs {
-		prof := startProfile([]*e2e.Agent{leader}, leader, fmt.Sprintf("writes-%d-c%d", i, r.conc), duration-time.Second)
+		prof := startProfile(c.Agents, leader, fmt.Sprintf("writes-%d-c%d", i, r.conc), duration-time.Second)
 		cpu0 := clusterCPU(c, leader)
 		res := registrations(r.targets, r.conc, duration, seq, r.json)
 		cpu1 := clusterCPU(c, leader)
