@@ -33,7 +33,7 @@ func main() {
 	networkRuns := flag.Int("network-runs", 20, "bridge-mode starts and CNI setups timed on a real client node (0 skips the network part)")
 	networkAllocs := flag.Int("network-allocs", 100, "allocations started at once on one node in the network part")
 	faultRuns := flag.Int("fault-runs", 5, "kill -9 runs of a client and of the leader in the faults part (0 skips it)")
-	spread := flag.Bool("sim-spread", true, "split the simulated nodes over the servers, as real clients spread; false sends all their reads to the first server")
+	spread := flag.Bool("sim-spread", false, "split the simulated nodes over the servers, as real clients spread, instead of all reading from the first server")
 	flag.DurationVar(&schedProfileLength, "profile-sched", 10*time.Second, "length of the leader's CPU profile in the scheduler run (with -profile-dir)")
 	flag.DurationVar(&traceDelay, "profile-trace-at", 5*time.Second, "how long into each phase the leader's 2 s trace starts (with -profile-dir)")
 	flag.StringVar(&profileDir, "profile-dir", "", "save the leader's CPU profile and execution trace of each measured phase here")
