@@ -359,11 +359,22 @@ func evaluateNodePlan(snap *fsm.StateSnapshot, overlays []*structs.PlanResult, p
 			}
 		}
 	}
-	for _, list := range [][]*structs.Allocation{plan.NodeUpdate[nodeID], placed} {
-		for _, a := range list {
-			if err := load(a.ID); err != nil {
-				return fail(err)
-			}
+	for _, a := range plan.NodeUpdate[nodeID] {
+		if err := load(a.ID); err != nil {
+			return fail(err)
+		}
+	}
+	for _, a := range placed {
+		if _, ok := stored[a.ID]; !ok && a.CreateIndex == 0 {
+			// A placement the scheduler just made: the store has never
+			// seen it (stored allocations carry their CreateIndex), so
+			// there is nothing to look up. Were it stored after all,
+			// counting it as new only makes the check stricter.
+			stored[a.ID], current[a.ID] = nil, nil
+			continue
+		}
+		if err := load(a.ID); err != nil {
+			return fail(err)
 		}
 	}
 

@@ -181,6 +181,13 @@ func TestEvaluateNodePlan_SameAsWalkingAllocations(t *testing.T) {
 			})
 		}
 		stops, allocs := drawPlanResultPart(t, job, node.ID, "plan")
+		for _, a := range allocs {
+			// As in real plans, an update of a stored allocation is a copy
+			// of it (CreateIndex set), a new one has never been stored.
+			if stored, _ := snap.AllocByID(nil, a.ID); stored != nil {
+				a.CreateIndex = stored.CreateIndex
+			}
+		}
 		plan := &structs.Plan{EvalID: "eval", Job: job,
 			NodeUpdate:     map[string][]*structs.Allocation{node.ID: stops},
 			NodeAllocation: map[string][]*structs.Allocation{node.ID: allocs},

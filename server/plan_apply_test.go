@@ -47,11 +47,15 @@ func (f *planFixture) alloc(node *structs.Node) *structs.Allocation {
 	return mock.AllocFor(f.job, node.ID, 0)
 }
 
+// running stores a running allocation on node and returns the stored
+// version, as the scheduler would read it.
 func (f *planFixture) running(node *structs.Node) *structs.Allocation {
 	a := f.alloc(node)
 	a.ClientStatus = structs.AllocClientRunning
 	require.NoError(f.t, f.store.UpsertAllocs(f.next(), []*structs.Allocation{a}))
-	return a
+	stored, err := f.store.AllocByID(nil, a.ID)
+	require.NoError(f.t, err)
+	return stored
 }
 
 func (f *planFixture) plan() *structs.Plan {
