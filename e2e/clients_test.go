@@ -45,7 +45,7 @@ func startClients(t *testing.T, n int) (*Cluster, *Registry) {
 
 func requireRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: containerd, runc and mounts")
+		t.Fatal("needs root: containerd, runc and mounts; run the tests as root, as CI does")
 	}
 	for _, bin := range []string{"containerd", "runc", "ctr", "docker-registry", "umoci", "skopeo"} {
 		if _, err := exec.LookPath(bin); err != nil {

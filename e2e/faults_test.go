@@ -141,7 +141,7 @@ func TestFaults_PartitionMinorityCommitsNothing(t *testing.T) {
 func requireIptables(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: iptables")
+		t.Fatal("needs root: iptables partitions; run the tests as root, as CI does")
 	}
 	if _, err := iptables("-S", "OUTPUT"); err != nil {
 		t.Fatalf("iptables does not work here: %v", err)

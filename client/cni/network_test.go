@@ -28,15 +28,15 @@ import (
 func requireCNI(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		t.Fatal("needs root (CNI plugins, netns, iptables): run the tests as root, as CI and scripts/install-deps.sh do")
 	}
 	for _, p := range []string{"bridge", "host-local", "portmap", "loopback"} {
 		if _, err := os.Stat(filepath.Join(DefaultPluginDir, p)); err != nil {
-			t.Skipf("CNI plugin %s not installed in %s", p, DefaultPluginDir)
+			t.Fatalf("CNI plugin %s not installed in %s: run scripts/install-deps.sh (containernetworking-plugins)", p, DefaultPluginDir)
 		}
 	}
 	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("iptables not installed")
+		t.Fatal("iptables not installed: run scripts/install-deps.sh")
 	}
 }
 
