@@ -34,6 +34,10 @@ type Agent struct {
 	gossip *gossip.Pool
 	server *server.Server
 	client *client.Client
+	// serverAddrs are the servers' RPC addresses the client uses, kept
+	// current from gossip (refreshServerAddrs).
+	serversMu   sync.RWMutex
+	serverAddrs []string
 	// local is the client as the HTTP endpoints see it.
 	local allocClient
 	// driver and containerd are the client's runtime: the containerd
@@ -41,8 +45,6 @@ type Agent struct {
 	// config names a socket).
 	driver     *containerd.Driver
 	containerd *containerd.Managed
-	// remote reaches the servers when this agent runs none.
-	remote *remoteServers
 
 	httpListener net.Listener
 	httpServer   *http.Server
@@ -64,7 +66,6 @@ func New(config *Config, logger hclog.Logger) (*Agent, error) {
 		logger = hclog.NewNullLogger()
 	}
 	a := &Agent{config: config, logger: logger}
-	a.remote = newRemoteServers(a)
 	if config.Server.Enabled {
 		var ctx context.Context
 		ctx, a.gcCancel = context.WithCancel(context.Background())
@@ -276,7 +277,6 @@ func (a *Agent) Shutdown(leave bool) error {
 		if a.server != nil {
 			err = a.server.Shutdown()
 		}
-		a.remote.close()
 		a.wg.Wait()
 		if a.devDataDir != "" {
 			os.RemoveAll(a.devDataDir)
@@ -303,12 +303,16 @@ func (a *Agent) Gossip() *gossip.Pool { return a.gossip }
 func (a *Agent) NodeID() string { return a.nodeID }
 
 // rpc calls an endpoint on this agent's server, or, on an agent that
-// runs only a client, on one of the servers gossip knows.
+// runs only a client, through the client on one of the servers gossip
+// knows.
 func (a *Agent) rpc(method string, args, reply any) error {
-	if a.server != nil {
+	switch {
+	case a.server != nil:
 		return a.server.RPC(method, args, reply)
+	case a.client != nil:
+		return a.client.RPC(method, args, reply)
 	}
-	return a.remote.call(method, args, reply)
+	return structs.NewError(structs.ErrUnavailable, "this agent runs neither a server nor a client")
 }
 
 // allocClient is the local client for the client-side HTTP endpoints, nil

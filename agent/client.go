@@ -61,6 +61,12 @@ func (a *Agent) startClient(httpAddr string) error {
 	if err != nil {
 		return fmt.Errorf("client network: %w", err)
 	}
+	a.refreshServerAddrs()
+	a.gossip.Subscribe(func(ev structs.MemberEvent) {
+		if ev.Member.IsServer() {
+			a.refreshServerAddrs()
+		}
+	})
 	cl, err := client.New(client.Config{
 		NodeID:       a.nodeID,
 		Name:         c.Name,
@@ -93,21 +99,33 @@ func (a *Agent) startClient(httpAddr string) error {
 	return nil
 }
 
-// serverRPCAddrs lists the servers' RPC addresses for the client: this
-// agent's own server first when it runs one.
+// serverRPCAddrs lists the servers' RPC addresses for the client, which
+// asks on every call: the list kept by refreshServerAddrs.
 func (a *Agent) serverRPCAddrs() []string {
-	addrs := a.remote.addrs()
-	if a.server == nil {
-		return addrs
+	a.serversMu.RLock()
+	defer a.serversMu.RUnlock()
+	return a.serverAddrs
+}
+
+// refreshServerAddrs recomputes the servers' RPC addresses from gossip,
+// this agent's own server first when it runs one. It runs at start and on
+// member events about servers, not on every call: the pool may hold
+// thousands of clients.
+func (a *Agent) refreshServerAddrs() {
+	var addrs []string
+	own := ""
+	if a.server != nil {
+		own = a.server.RPCAddr().String()
+		addrs = append(addrs, own)
 	}
-	own := a.server.RPCAddr().String()
-	out := []string{own}
-	for _, addr := range addrs {
-		if addr != own {
-			out = append(out, addr)
+	for _, m := range a.gossip.Members() {
+		if m.IsServer() && m.Status == structs.MemberAlive && m.Region == a.config.Region && m.RPCAddr != "" && m.RPCAddr != own {
+			addrs = append(addrs, m.RPCAddr)
 		}
 	}
-	return out
+	a.serversMu.Lock()
+	a.serverAddrs = addrs
+	a.serversMu.Unlock()
 }
 
 // stopClient stops the client without stopping its tasks (a restarted

@@ -33,6 +33,17 @@ func (h *httpHandler) allocGet(w http.ResponseWriter, r *http.Request) (any, err
 	if err := parseQuery(r, &q); err != nil {
 		return nil, err
 	}
+	alloc, meta, err := h.findAlloc(r.PathValue("id"), q)
+	if err != nil {
+		return nil, err
+	}
+	setMeta(w, meta)
+	return alloc, nil
+}
+
+// findAlloc reads an allocation by ID or unique prefix (see
+// getByIDOrPrefix), with the metadata of the read that found it.
+func (h *httpHandler) findAlloc(id string, q structs.QueryOptions) (*structs.Allocation, *structs.QueryMeta, error) {
 	var reply structs.SingleAllocResponse
 	get := func(id string, q structs.QueryOptions) (bool, error) {
 		reply = structs.SingleAllocResponse{}
@@ -56,9 +67,8 @@ func (h *httpHandler) allocGet(w http.ResponseWriter, r *http.Request) (any, err
 		}
 		return ids, nil
 	}
-	if err := getByIDOrPrefix("allocation", r.PathValue("id"), q, get, list); err != nil {
-		return nil, err
+	if err := getByIDOrPrefix("allocation", id, q, get, list); err != nil {
+		return nil, nil, err
 	}
-	setMeta(w, &reply.QueryMeta)
-	return reply.Alloc, nil
+	return reply.Alloc, &reply.QueryMeta, nil
 }

@@ -34,40 +34,16 @@ type allocClient interface {
 	RestartAlloc(allocID, task string) error
 }
 
-// resolveAlloc finds an allocation by ID or unique prefix.
+// resolveAlloc finds an allocation by ID or unique prefix, without
+// blocking: the client endpoints act on it at once.
 func (h *httpHandler) resolveAlloc(r *http.Request, id string) (*structs.Allocation, error) {
 	var q structs.QueryOptions
 	if err := parseQuery(r, &q); err != nil {
 		return nil, err
 	}
 	q.MinQueryIndex, q.MaxQueryTime = 0, 0
-	var alloc *structs.Allocation
-	get := func(id string, q structs.QueryOptions) (bool, error) {
-		var reply structs.SingleAllocResponse
-		if err := h.agent.rpc("Alloc.GetAlloc", &structs.AllocSpecificRequest{AllocID: id, QueryOptions: q}, &reply); err != nil {
-			return false, err
-		}
-		alloc = reply.Alloc
-		return alloc != nil, nil
-	}
-	list := func(q structs.QueryOptions) ([]string, error) {
-		if q.Namespace == "" {
-			q.Namespace = allNamespaces
-		}
-		var lr structs.AllocListResponse
-		if err := h.agent.rpc("Alloc.List", &structs.AllocListRequest{QueryOptions: q}, &lr); err != nil {
-			return nil, err
-		}
-		ids := make([]string, len(lr.Allocations))
-		for i, a := range lr.Allocations {
-			ids[i] = a.ID
-		}
-		return ids, nil
-	}
-	if err := getByIDOrPrefix("allocation", id, q, get, list); err != nil {
-		return nil, err
-	}
-	return alloc, nil
+	alloc, _, err := h.findAlloc(id, q)
+	return alloc, err
 }
 
 // allocStop is PUT /v1/allocation/:id/stop.

@@ -77,6 +77,26 @@ func (c *Client) rpc(method string, args, reply any) error {
 		}
 		wait = min(wait*2, 2*time.Second)
 	}
+	return c.tryServers(addrs, method, args, reply)
+}
+
+// RPC calls a server endpoint for the agent's HTTP API, moving to another
+// server when one does not answer. Unlike the client's own calls it does
+// not wait for a server to become known: the HTTP caller gets unavailable.
+func (c *Client) RPC(method string, args, reply any) error {
+	addrs := c.servers.candidates()
+	if len(addrs) == 0 {
+		return structs.NewError(structs.ErrUnavailable, "no server known yet: this agent has not found any through gossip")
+	}
+	err := c.tryServers(addrs, method, args, reply)
+	if errors.Is(err, errShutdown) {
+		return structs.NewError(structs.ErrUnavailable, "the agent is shutting down")
+	}
+	return err
+}
+
+// tryServers calls method on each address in turn until one answers.
+func (c *Client) tryServers(addrs []string, method string, args, reply any) error {
 	var err error
 	for _, addr := range addrs {
 		if c.ctx.Err() != nil {

@@ -37,22 +37,33 @@ Examples:
 	}
 }
 
-func allocLogs(c *cli.Context) error {
+// allocAndTask reads the `<alloc id> [task]` arguments (the task may come
+// from -task instead) and resolves the allocation.
+func allocAndTask(c *cli.Context) (*api.Client, *structs.Allocation, string, error) {
 	if c.NArg() < 1 || c.NArg() > 2 {
-		return usageErrorf(c, "expected <alloc id> [task], got %d arguments", c.NArg())
+		return nil, nil, "", usageErrorf(c, "expected <alloc id> [task], got %d arguments", c.NArg())
 	}
 	client, err := apiClient(c)
 	if err != nil {
-		return err
+		return nil, nil, "", err
 	}
 	alloc, err := resolveAlloc(c, client, c.Args().First())
 	if err != nil {
+		return nil, nil, "", err
+	}
+	task := c.String("task")
+	if c.NArg() == 2 {
+		task = c.Args().Get(1)
+	}
+	return client, alloc, task, nil
+}
+
+func allocLogs(c *cli.Context) error {
+	client, alloc, task, err := allocAndTask(c)
+	if err != nil {
 		return err
 	}
-	opts := &api.LogOptions{Task: c.String("task"), Stderr: c.Bool("stderr"), Follow: c.Bool("f")}
-	if c.NArg() == 2 {
-		opts.Task = c.Args().Get(1)
-	}
+	opts := &api.LogOptions{Task: task, Stderr: c.Bool("stderr"), Follow: c.Bool("f")}
 	switch n := c.Int("n"); {
 	case n == 0:
 		if !opts.Follow {
@@ -186,20 +197,9 @@ Examples:
 }
 
 func allocRestart(c *cli.Context) error {
-	if c.NArg() < 1 || c.NArg() > 2 {
-		return usageErrorf(c, "expected <alloc id> [task], got %d arguments", c.NArg())
-	}
-	client, err := apiClient(c)
+	client, alloc, task, err := allocAndTask(c)
 	if err != nil {
 		return err
-	}
-	alloc, err := resolveAlloc(c, client, c.Args().First())
-	if err != nil {
-		return err
-	}
-	task := c.String("task")
-	if c.NArg() == 2 {
-		task = c.Args().Get(1)
 	}
 	if err := client.Allocations().Restart(c.Context, alloc.ID, task); err != nil {
 		return fmt.Errorf("restarting allocation %s: %w", structs.ShortID(alloc.ID), err)

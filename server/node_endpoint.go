@@ -400,6 +400,22 @@ func (n *Node) UpdateAllocs(args *structs.AllocUpdateRequest, reply *structs.Gen
 	return nil
 }
 
+// knownNode reads the node a write names: invalid without an ID, not
+// found when the store has none.
+func (n *Node) knownNode(id string) (*structs.Node, error) {
+	if id == "" {
+		return nil, structs.NewError(structs.ErrInvalid, "missing node id")
+	}
+	node, err := n.srv.fsm.State().Snapshot().NodeByID(nil, id)
+	if err != nil {
+		return nil, err
+	}
+	if node == nil {
+		return nil, structs.NewError(structs.ErrNotFound, "node %q not found", id)
+	}
+	return node, nil
+}
+
 // UpdateDrain starts or stops draining a node. Starting makes the node
 // ineligible; the drainer then migrates its allocations.
 func (n *Node) UpdateDrain(args *structs.NodeUpdateDrainRequest, reply *structs.NodeUpdateStatusResponse) error {
@@ -410,15 +426,9 @@ func (n *Node) UpdateDrain(args *structs.NodeUpdateDrainRequest, reply *structs.
 }
 
 func (n *Node) updateDrain(args *structs.NodeUpdateDrainRequest, reply *structs.NodeUpdateStatusResponse) error {
-	if args.NodeID == "" {
-		return structs.NewError(structs.ErrInvalid, "missing node id")
-	}
-	node, err := n.srv.fsm.State().Snapshot().NodeByID(nil, args.NodeID)
+	node, err := n.knownNode(args.NodeID)
 	if err != nil {
 		return err
-	}
-	if node == nil {
-		return structs.NewError(structs.ErrNotFound, "node %q not found", args.NodeID)
 	}
 	now := time.Now()
 	req := *args
@@ -462,15 +472,9 @@ func (n *Node) UpdateEligibility(args *structs.NodeUpdateEligibilityRequest, rep
 }
 
 func (n *Node) updateEligibility(args *structs.NodeUpdateEligibilityRequest, reply *structs.NodeUpdateStatusResponse) error {
-	if args.NodeID == "" {
-		return structs.NewError(structs.ErrInvalid, "missing node id")
-	}
-	node, err := n.srv.fsm.State().Snapshot().NodeByID(nil, args.NodeID)
+	node, err := n.knownNode(args.NodeID)
 	if err != nil {
 		return err
-	}
-	if node == nil {
-		return structs.NewError(structs.ErrNotFound, "node %q not found", args.NodeID)
 	}
 	req := *args
 	req.UpdatedAt = time.Now().UnixNano()

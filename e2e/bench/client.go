@@ -88,16 +88,12 @@ func clientBench(bin, repo string, runs int) error {
 		}
 		bare = append(bare, d)
 	}
-	exec.Command("ctr", "-a", sock, "-n", "bench-ctr", "images", "rm", reg.Image).Run()
-	exec.Command("ctr", "-a", sock, "namespaces", "rm", "bench-ctr").Run()
-	os.Remove("/run/containerd/runc/bench-ctr")
+	removeCtrBenchNamespace(sock, reg.Image)
 
-	dm, bm := median(drover), median(bare)
-	fmt.Printf("\nClient: job accepted -> task process running, %d runs, cached image, host network\n", runs)
-	fmt.Printf("| %-40s | %9s | %9s | %9s |\n", "path", "median ms", "min ms", "max ms")
-	fmt.Printf("| %-40s | %9.1f | %9.1f | %9.1f |\n", "drover: PUT /v1/jobs accepted -> running", ms(dm), ms(slices.Min(drover)), ms(slices.Max(drover)))
-	fmt.Printf("| %-40s | %9.1f | %9.1f | %9.1f |\n", "bare: ctr run --rm -> running", ms(bm), ms(slices.Min(bare)), ms(slices.Max(bare)))
-	fmt.Printf("drover's overhead over bare containerd (median): %.1f ms (target < 100 ms)\n", ms(dm-bm))
+	printDurations(fmt.Sprintf("Client: job accepted -> task process running, %d runs, cached image, host network", runs), "path",
+		durations{"drover: PUT /v1/jobs accepted -> running", drover},
+		durations{"bare: ctr run --rm -> running", bare})
+	fmt.Printf("drover's overhead over bare containerd (median): %.1f ms (target < 100 ms)\n", ms(median(drover)-median(bare)))
 	fmt.Printf("client agent RSS with %d running allocations: %d MB (target < 60 MB)\n", runs+1, rss)
 	return nil
 }
@@ -189,6 +185,33 @@ func waitReadyNode(ctx context.Context, hc *http.Client, server string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// durations is one row of a latency table.
+type durations struct {
+	name string
+	ds   []time.Duration
+}
+
+// printDurations prints a table of each row's median, min and max.
+func printDurations(title, first string, rows ...durations) {
+	w := len(first)
+	for _, r := range rows {
+		w = max(w, len(r.name))
+	}
+	fmt.Printf("\n%s\n", title)
+	fmt.Printf("| %-*s | %9s | %9s | %9s |\n", w, first, "median ms", "min ms", "max ms")
+	for _, r := range rows {
+		fmt.Printf("| %-*s | %9.1f | %9.1f | %9.1f |\n", w, r.name, ms(median(r.ds)), ms(slices.Min(r.ds)), ms(slices.Max(r.ds)))
+	}
+}
+
+// removeCtrBenchNamespace removes what the bare ctr runs left: the image
+// in their namespace, the namespace, and runc's state dir for it.
+func removeCtrBenchNamespace(sock, image string) {
+	exec.Command("ctr", "-a", sock, "-n", "bench-ctr", "images", "rm", image).Run()
+	exec.Command("ctr", "-a", sock, "namespaces", "rm", "bench-ctr").Run()
+	os.Remove("/run/containerd/runc/bench-ctr")
 }
 
 func median(ds []time.Duration) time.Duration {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -81,15 +80,11 @@ func networkBench(bin, repo string, runs, many int) error {
 		}
 		drvUp, drvDown = append(drvUp, mid.Sub(start)), append(drvDown, time.Since(mid))
 	}
-	fmt.Printf("\nCNI per allocation (lo + bridge + host-local + portmap, tcp+udp mapping of one port), %d runs\n", runs)
-	fmt.Printf("| %-36s | %9s | %9s | %9s |\n", "step", "median ms", "min ms", "max ms")
-	row := func(name string, ds []time.Duration) {
-		fmt.Printf("| %-36s | %9.1f | %9.1f | %9.1f |\n", name, ms(median(ds)), ms(slices.Min(ds)), ms(slices.Max(ds)))
-	}
-	row("bare go-cni: netns + Setup", bareUp)
-	row("bare go-cni: Remove + netns delete", bareDown)
-	row("drover client/cni: Setup", drvUp)
-	row("drover client/cni: Teardown", drvDown)
+	printDurations(fmt.Sprintf("CNI per allocation (lo + bridge + host-local + portmap, tcp+udp mapping of one port), %d runs", runs), "step",
+		durations{"bare go-cni: netns + Setup", bareUp},
+		durations{"bare go-cni: Remove + netns delete", bareDown},
+		durations{"drover client/cni: Setup", drvUp},
+		durations{"drover client/cni: Teardown", drvDown})
 
 	// 2. and 3. Through a cluster.
 	reg, err := e2e.StartRegistry(repo, dir)
@@ -176,15 +171,11 @@ func networkBench(bin, repo string, runs, many int) error {
 		}
 		bareRun = append(bareRun, d)
 	}
-	exec.Command("ctr", "-a", sock, "-n", "bench-ctr", "images", "rm", reg.Image).Run()
-	exec.Command("ctr", "-a", sock, "namespaces", "rm", "bench-ctr").Run()
-	os.Remove("/run/containerd/runc/bench-ctr")
-	dm, bm := median(drover), median(bareRun)
-	fmt.Printf("\nBridge mode: start -> first HTTP 200 on 127.0.0.1:<host port>, %d runs, cached image\n", runs)
-	fmt.Printf("| %-44s | %9s | %9s | %9s |\n", "path", "median ms", "min ms", "max ms")
-	fmt.Printf("| %-44s | %9.1f | %9.1f | %9.1f |\n", "drover: PUT /v1/jobs accepted -> HTTP 200", ms(dm), ms(slices.Min(drover)), ms(slices.Max(drover)))
-	fmt.Printf("| %-44s | %9.1f | %9.1f | %9.1f |\n", "bare: netns + go-cni + ctr run -d -> HTTP 200", ms(bm), ms(slices.Min(bareRun)), ms(slices.Max(bareRun)))
-	fmt.Printf("drover's overhead over the bare path (median): %.1f ms (target < 100 ms)\n", ms(dm-bm))
+	removeCtrBenchNamespace(sock, reg.Image)
+	printDurations(fmt.Sprintf("Bridge mode: start -> first HTTP 200 on 127.0.0.1:<host port>, %d runs, cached image", runs), "path",
+		durations{"drover: PUT /v1/jobs accepted -> HTTP 200", drover},
+		durations{"bare: netns + go-cni + ctr run -d -> HTTP 200", bareRun})
+	fmt.Printf("drover's overhead over the bare path (median): %.1f ms (target < 100 ms)\n", ms(median(drover)-median(bareRun)))
 
 	// Many allocations on one node.
 	start := time.Now()
