@@ -38,6 +38,8 @@ type Pool struct {
 	// server bound to one address of a multi-address host is seen (and
 	// firewalled) as that address by its peers.
 	localIP net.IP
+	// maxIdle is maxIdleStreams; tests lower it.
+	maxIdle int
 	mu      sync.Mutex
 	conns   map[string]*conn
 	closed  bool
@@ -55,7 +57,7 @@ func New(dialTimeout time.Duration) *Pool {
 	if dialTimeout <= 0 {
 		dialTimeout = 5 * time.Second
 	}
-	return &Pool{dialTimeout: dialTimeout, conns: make(map[string]*conn)}
+	return &Pool{dialTimeout: dialTimeout, maxIdle: maxIdleStreams, conns: make(map[string]*conn)}
 }
 
 // SetLocalIP makes every later connection leave from ip (nil or an
@@ -135,7 +137,7 @@ func (p *Pool) get(addr string) (*conn, error) {
 		p.mu.Unlock()
 		return c, nil
 	}
-	local := p.localIP
+	local, maxIdle := p.localIP, p.maxIdle
 	p.mu.Unlock()
 
 	// Dial outside the lock so one dead server does not stall calls to others.
@@ -158,7 +160,7 @@ func (p *Pool) get(addr string) (*conn, error) {
 		nc.Close()
 		return nil, err
 	}
-	c := &conn{addr: addr, sess: sess, idle: make(chan *rpc.Client, maxIdleStreams)}
+	c := &conn{addr: addr, sess: sess, idle: make(chan *rpc.Client, maxIdle)}
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -190,8 +192,29 @@ func (c *conn) client() (*rpc.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	codec := msgpackrpc.NewCodecFromHandle(true, true, stream, structs.MsgpackHandle())
+	codec := &clientCodec{
+		ClientCodec: msgpackrpc.NewCodecFromHandle(true, true, stream, structs.MsgpackHandle()),
+		stream:      stream,
+	}
 	return rpc.NewClientWithCodec(codec), nil
+}
+
+// clientCodec owns the stream under a net/rpc client. The msgpack codec's
+// own Close sets an unguarded flag that the client's reader goroutine
+// reads on every response, so closing a client while its reader waits
+// was a data race. Here Close only closes the stream: the reader's
+// blocked read fails, it ends, and nothing else of the codec is touched
+// from two goroutines.
+type clientCodec struct {
+	rpc.ClientCodec
+	stream io.Closer
+	once   sync.Once
+	err    error
+}
+
+func (c *clientCodec) Close() error {
+	c.once.Do(func() { c.err = c.stream.Close() })
+	return c.err
 }
 
 func (c *conn) release(cl *rpc.Client) {
