@@ -103,6 +103,9 @@ func allocStatus(c *cli.Context) error {
 	if ds := alloc.DeploymentStatus; ds != nil && ds.Healthy != nil {
 		pairs = append(pairs, [2]string{"Deployment Health", healthText(*ds.Healthy)})
 	}
+	if ds := alloc.DeploymentStatus; ds != nil && ds.Canary {
+		pairs = append(pairs, [2]string{"Canary", "true"})
+	}
 	if rt := alloc.RescheduleTracker; rt != nil && len(rt.Events) > 0 {
 		pairs = append(pairs, [2]string{"Reschedule Attempts", strconv.Itoa(len(rt.Events))})
 	}

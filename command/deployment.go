@@ -145,7 +145,7 @@ func printDeploymentGroups(w io.Writer, d *structs.Deployment) error {
 	}
 	header := []string{"Task Group", "Auto Revert"}
 	if canaries {
-		header = append(header, "Promoted", "Desired Canaries")
+		header = append(header, "Promoted", "Desired Canaries", "Placed Canaries")
 	}
 	header = append(header, "Desired", "Placed", "Healthy", "Unhealthy", "Progress Deadline")
 	t := newTable(w, header...)
@@ -158,7 +158,7 @@ func printDeploymentGroups(w io.Writer, d *structs.Deployment) error {
 		s := d.TaskGroups[name]
 		row := []string{name, strconv.FormatBool(s.AutoRevert)}
 		if canaries {
-			row = append(row, strconv.FormatBool(s.Promoted), strconv.Itoa(s.DesiredCanaries))
+			row = append(row, strconv.FormatBool(s.Promoted), strconv.Itoa(s.DesiredCanaries), strconv.Itoa(len(s.PlacedCanaries)))
 		}
 		row = append(row, strconv.Itoa(s.DesiredTotal), strconv.Itoa(s.PlacedAllocs),
 			strconv.Itoa(s.HealthyAllocs), strconv.Itoa(s.UnhealthyAllocs), progressDeadline(d, s))
@@ -222,9 +222,10 @@ func deploymentPromoteCommand() *cli.Command {
 		Name:      "promote",
 		Usage:     "Promote the canaries of an active deployment",
 		UsageText: "drover deployment promote [options] <deployment id>",
-		Description: `Promotes the canaries of the deployment (an ID or a unique prefix), so the
-rest of its allocations are rolled out. A deployment without canaries is
-refused.
+		Description: `Promotes the canaries of the deployment (an ID or a unique prefix): the
+allocations of the old version they stand beside stop, and the rest of the
+group is rolled out max_parallel at a time. Refused while some canary is
+not healthy yet, and for a deployment without canaries.
 
 Examples:
   drover deployment promote 4e4c0f4e`,

@@ -546,15 +546,22 @@ func jobInspect(c *cli.Context) error {
 func jobHistoryCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "history",
-		Usage:     "List the versions of a job",
+		Usage:     "List the versions of a job, with what changed between them",
 		UsageText: "drover job history [options] <job id>",
 		Description: `Lists the versions of the job (an ID or a unique prefix) the cluster
-keeps, newest first.
+keeps, newest first. With -p each version is shown with its changes from
+the version before it (or, with -diff-version, from that version), as
+job plan shows them.
 
 Examples:
   drover job history web
-  drover job history -json web`,
-		Flags:  withCluster(jsonFlag()),
+  drover job history -p web
+  drover job history -p -version 3 -diff-version 1 web`,
+		Flags: withCluster(jsonFlag(),
+			&cli.BoolFlag{Name: "p", DisableDefaultText: true, Usage: "show each version's changes"},
+			&cli.Int64Flag{Name: "version", Value: -1, DefaultText: "all", Usage: "show only this version"},
+			&cli.Int64Flag{Name: "diff-version", Value: -1, DefaultText: "the one before", Usage: "with -p, compare with this version"},
+		),
 		Action: jobHistory,
 	}
 }
@@ -584,11 +591,40 @@ func jobHistory(c *cli.Context) error {
 		}
 		return 0
 	})
+	byVersion := make(map[int64]*structs.Job, len(versions))
+	for _, v := range versions {
+		byVersion[int64(v.Version)] = v
+	}
+	kept := keptVersions(versions)
+	if want := c.Int64("version"); want >= 0 {
+		v := byVersion[want]
+		if v == nil {
+			return fmt.Errorf("-version: job %q has no version %d kept (kept: %s)", job.ID, want, kept)
+		}
+		versions = []*structs.Job{v}
+	}
+	against := c.Int64("diff-version")
+	if against >= 0 && byVersion[against] == nil {
+		return fmt.Errorf("-diff-version: job %q has no version %d kept (kept: %s)", job.ID, against, kept)
+	}
 	if c.Bool("json") {
 		if versions == nil {
 			versions = []*structs.Job{}
 		}
 		return printJSON(versions)
+	}
+	if c.Bool("p") {
+		for i, v := range versions {
+			if i > 0 {
+				fmt.Fprintln(stdout)
+			}
+			base := byVersion[against]
+			if against < 0 {
+				base = byVersion[int64(v.Version)-1]
+			}
+			printVersion(v, base)
+		}
+		return nil
 	}
 	t := newTable(stdout, "Version", "Stable", "Stop", "Submit Date", "Modify Index")
 	for _, v := range versions {
@@ -596,4 +632,33 @@ func jobHistory(c *cli.Context) error {
 			strconv.FormatUint(v.ModifyIndex, 10))
 	}
 	return t.flush()
+}
+
+// printVersion prints one version of a job and, when base is given, what
+// changed from base to it.
+func printVersion(v, base *structs.Job) {
+	printKV(stdout,
+		[2]string{"Version", strconv.FormatUint(v.Version, 10)},
+		[2]string{"Stable", strconv.FormatBool(v.Stable)},
+		[2]string{"Submit Date", formatTime(v.SubmitTime)},
+	)
+	if base == nil {
+		return
+	}
+	d := structs.DiffJobs(base, v)
+	if d == nil || d.Type == structs.DiffTypeNone {
+		fmt.Fprintf(stdout, "Diff        = none from version %d\n", base.Version)
+		return
+	}
+	fmt.Fprintf(stdout, "Diff        = from version %d\n", base.Version)
+	printJobDiff(stdout, d, false)
+}
+
+// keptVersions lists the version numbers, for an error message.
+func keptVersions(versions []*structs.Job) string {
+	parts := make([]string, len(versions))
+	for i, v := range versions {
+		parts[i] = strconv.FormatUint(v.Version, 10)
+	}
+	return strings.Join(parts, ", ")
 }

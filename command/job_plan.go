@@ -123,7 +123,7 @@ func planExitCode(resp *structs.JobPlanResponse) int {
 	}
 	if a := resp.Annotations; a != nil {
 		for _, u := range a.DesiredTGUpdates {
-			if u.Place+u.Stop+u.Migrate+u.InPlaceUpdate+u.DestructiveUpdate+u.Reschedule > 0 {
+			if u.Place+u.Stop+u.Migrate+u.InPlaceUpdate+u.DestructiveUpdate+u.Canary+u.Reschedule > 0 {
 				return planChanges
 			}
 		}
@@ -146,7 +146,7 @@ func diffMarker(typ string) string {
 
 // updateOrder is the order counts are printed in.
 var updateOrder = []string{
-	structs.UpdateTypeCreate, structs.UpdateTypeDestructiveUpdate, structs.UpdateTypeInPlaceUpdate,
+	structs.UpdateTypeCreate, structs.UpdateTypeDestructiveUpdate, structs.UpdateTypeCanary, structs.UpdateTypeInPlaceUpdate,
 	structs.UpdateTypeMigrate, structs.UpdateTypeReschedule, structs.UpdateTypeStop, structs.UpdateTypeIgnore,
 }
 

@@ -2,6 +2,7 @@ package command
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -419,4 +420,39 @@ func TestJobRun_UnreachableAgent(t *testing.T) {
 	require.Equal(t, 1, r.code)
 	require.True(t, strings.HasPrefix(r.stderr, "Error: submitting "+path+": cannot reach drover agent at "+addr+": "), r.stderr)
 	require.Empty(t, r.stdout, "no usage text on a runtime error")
+}
+
+func TestJobHistory_Diffs(t *testing.T) {
+	f := newFakeAPI(t)
+	f.reply("GET /v1/job/web", webJob())
+	v0 := webJob()
+	v0.Version, v0.SubmitTime, v0.Stable = 0, t1, true
+	v0.Groups[0].Tasks = []*structs.Task{{Name: "httpd", Image: "127.0.0.1:5000/drover/busybox:1"}}
+	v1 := v0.Copy()
+	v1.Version, v1.SubmitTime, v1.Stable = 1, t2, false
+	v1.Groups[0].Count = v0.Groups[0].Count + 1
+	v1.Groups[0].Tasks[0].Image = "127.0.0.1:5000/drover/busybox:2"
+	f.reply("GET /v1/job/web/versions", map[string]any{"versions": []*structs.Job{v0, v1}})
+
+	r := run(t, "job", "history", "-p", "web")
+	requireOK(t, r)
+	require.Contains(t, r.stdout, lines(
+		"Version     = 1",
+		"Stable      = false",
+		"Submit Date = 2026-11-23T02:30:00Z",
+		"Diff        = from version 0",
+		`~ Job: "web"`,
+	))
+	require.Contains(t, r.stdout, fmt.Sprintf(`~ count: "%d" => "%d"`, v0.Groups[0].Count, v1.Groups[0].Count))
+	require.Contains(t, r.stdout, `~ image: "`+v0.Groups[0].Tasks[0].Image+`" => "127.0.0.1:5000/drover/busybox:2"`)
+	require.Contains(t, r.stdout, lines("", "Version     = 0", "Stable      = true"), "the oldest version has nothing to compare with")
+
+	r = run(t, "job", "history", "-p", "-version", "0", "-diff-version", "1", "web")
+	requireOK(t, r)
+	require.Contains(t, r.stdout, "Diff        = from version 1")
+	require.NotContains(t, r.stdout, "Version     = 1")
+
+	r = run(t, "job", "history", "-version", "7", "web")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, `-version: job "web" has no version 7 kept (kept: 1, 0)`)
 }

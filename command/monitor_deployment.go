@@ -41,8 +41,9 @@ func jobDeployment(ctx context.Context, client *api.Client, eval *structs.Evalua
 
 // monitorDeployment follows a deployment until it ends: on a terminal
 // its group table is redrawn in place, otherwise each change is one plain
-// line. It returns 0 when the deployment succeeded and
-// exitDeploymentFailed when it failed or was cancelled.
+// line. It returns 0 when the deployment succeeded or waits for its
+// canaries to be promoted, and exitDeploymentFailed when it failed or was
+// cancelled.
 func monitorDeployment(ctx context.Context, client *api.Client, d *structs.Deployment) (int, error) {
 	fmt.Fprintf(stdout, "==> Monitoring deployment %q\n", structs.ShortID(d.ID))
 	redraw := isTerminal(stdout)
@@ -64,6 +65,12 @@ func monitorDeployment(ctx context.Context, client *api.Client, d *structs.Deplo
 		}
 		if !d.Active() {
 			break
+		}
+		if d.StatusDescription == structs.DeploymentDescAwaitingPromotion {
+			// Nothing more happens until a person promotes it.
+			short := structs.ShortID(d.ID)
+			fmt.Fprintf(stdout, "==> Deployment %q waits for its canaries to be promoted: drover deployment promote %s\n", short, short)
+			return 0, nil
 		}
 		index = max(index, d.ModifyIndex)
 		next, meta, err := client.Deployments().Info(ctx, d.ID, &api.QueryOptions{WaitIndex: index, WaitTime: monitorWait})
@@ -92,8 +99,12 @@ func deploymentLine(d *structs.Deployment) string {
 	parts := make([]string, 0, len(names))
 	for _, name := range names {
 		s := d.TaskGroups[name]
-		parts = append(parts, fmt.Sprintf("group %q: desired %d, placed %d, healthy %d, unhealthy %d",
-			name, s.DesiredTotal, s.PlacedAllocs, s.HealthyAllocs, s.UnhealthyAllocs))
+		part := fmt.Sprintf("group %q: desired %d, placed %d, healthy %d, unhealthy %d",
+			name, s.DesiredTotal, s.PlacedAllocs, s.HealthyAllocs, s.UnhealthyAllocs)
+		if s.DesiredCanaries > 0 {
+			part += fmt.Sprintf(", canaries %d of %d placed, promoted %t", len(s.PlacedCanaries), s.DesiredCanaries, s.Promoted)
+		}
+		parts = append(parts, part)
 	}
 	return fmt.Sprintf("Deployment %q %s; %s", structs.ShortID(d.ID), d.Status, strings.Join(parts, "; "))
 }

@@ -84,3 +84,18 @@ func TestJobRun_DetachDoesNotFollow(t *testing.T) {
 	require.Equal(t, "44444444-aaaa-4bbb-8ccc-000000000004\n", r.stdout)
 	require.Zero(t, calls.Load())
 }
+
+func TestJobRun_StopsWhereAPromotionIsAwaited(t *testing.T) {
+	f := newFakeAPI(t)
+	f.reply("PUT /v1/jobs", registered(2))
+	evalFinished(f, nil)
+	calls := rollout(t, f, structs.DeploymentStatusRunning, structs.DeploymentDescAwaitingPromotion)
+	r := run(t, "job", "run", writeFile(t, "web.yaml", webYAML))
+	requireOK(t, r)
+	require.Contains(t, r.stdout, lines(
+		`==> Monitoring deployment "66666666"`,
+		`    Deployment "66666666" running; group "frontend": desired 2, placed 2, healthy 1, unhealthy 0`,
+		`==> Deployment "66666666" waits for its canaries to be promoted: drover deployment promote 66666666`,
+	))
+	require.Zero(t, calls.Load(), "nothing to wait for")
+}

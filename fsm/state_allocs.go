@@ -178,7 +178,11 @@ func (s *StateStore) updateAllocsFromClient(index uint64, updates []*structs.All
 			a.TaskStates = u.TaskStates
 		}
 		if u.DeploymentStatus != nil {
-			a.DeploymentStatus = u.DeploymentStatus
+			// Health is the client's; whether it is a canary is the
+			// scheduler's.
+			ds := *u.DeploymentStatus
+			ds.Canary = prev.DeploymentStatus != nil && prev.DeploymentStatus.Canary
+			a.DeploymentStatus = &ds
 		}
 		a.ModifyTime = u.ModifyTime
 		a.ModifyIndex = index

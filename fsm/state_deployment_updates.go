@@ -53,6 +53,19 @@ func (s *StateStore) updateDeployment(index uint64, req *structs.DeploymentUpdat
 	}
 	d.CreateIndex = old.CreateIndex
 	d.ModifyIndex = index
+	for name, s := range old.TaskGroups {
+		// A promotion is never undone by a write made from an older read.
+		if n := d.TaskGroups[name]; n != nil && s.Promoted {
+			n.Promoted = true
+		}
+	}
+	if !d.Active() {
+		// The final counts are the allocations' as of this entry, not as
+		// of the writer's read.
+		if err := countDeploymentTxn(txn.Txn, d, true); err != nil {
+			return err
+		}
+	}
 	if err := txn.Insert(tableDeployments, d); err != nil {
 		return fmt.Errorf("writing deployment %q: %w", d.ID, err)
 	}
@@ -124,4 +137,43 @@ func markStableTxn(txn *memdb.Txn, index uint64, d *structs.Deployment) error {
 		return fmt.Errorf("writing job %q: %w", d.JobID, err)
 	}
 	return setIndex(txn, index, tableJobs)
+}
+
+// countDeploymentTxn sets d's placed allocations and canaries per group
+// from the allocations table, and with health also its healthy and
+// unhealthy counts. d must be the caller's own copy.
+func countDeploymentTxn(txn *memdb.Txn, d *structs.Deployment, health bool) error {
+	it, err := txn.Get(tableAllocs, "deployment", d.ID)
+	if err != nil {
+		return fmt.Errorf("listing allocations of deployment %q: %w", d.ID, err)
+	}
+	for _, s := range d.TaskGroups {
+		s.PlacedAllocs, s.PlacedCanaries = 0, nil
+		if health {
+			s.HealthyAllocs, s.UnhealthyAllocs = 0, 0
+		}
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		a := raw.(*structs.Allocation)
+		s := d.TaskGroups[a.TaskGroup]
+		if s == nil {
+			continue
+		}
+		s.PlacedAllocs++
+		ds := a.DeploymentStatus
+		if ds == nil {
+			continue
+		}
+		if ds.Canary {
+			s.PlacedCanaries = append(s.PlacedCanaries, a.ID)
+		}
+		if health && ds.Healthy != nil {
+			if *ds.Healthy {
+				s.HealthyAllocs++
+			} else {
+				s.UnhealthyAllocs++
+			}
+		}
+	}
+	return nil
 }

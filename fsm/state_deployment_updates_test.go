@@ -103,3 +103,72 @@ func TestUpdateDeployment_RevertRegistersANewVersion(t *testing.T) {
 	e, _ := s.EvalByID(nil, evalID(1))
 	require.NotNil(t, e)
 }
+
+// A plan carries a copy of the deployment read when it was made; what
+// others wrote since (a promotion, the watcher's counts) survives it, and
+// what the plan changes, the placed allocations and canaries, is counted
+// from the allocations table. The client's health update keeps the
+// scheduler's canary mark, and an ending deployment's final counts are
+// the allocations' own.
+func TestDeployment_CountsAndPromotionSurviveStaleWrites(t *testing.T) {
+	s := newTestStore(t)
+	job := mockJob("default", "web")
+	require.NoError(t, s.UpsertJob(10, 1, job, nil))
+	require.NoError(t, s.UpsertNode(11, mockNode("n1")))
+	d := mockDeployment(job, "dep-1")
+	d.TaskGroups["web"] = &structs.DeploymentState{DesiredTotal: 2, DesiredCanaries: 1}
+	canary := mockAlloc(job, "a1", "n1", evalID(1))
+	canary.DeploymentID = d.ID
+	canary.DeploymentStatus = &structs.AllocDeploymentStatus{Canary: true}
+	require.NoError(t, s.UpsertPlanResults(12, &structs.ApplyPlanResultsRequest{Job: job, Allocs: []*structs.Allocation{canary}, Deployment: d.Copy()}))
+	got, err := s.DeploymentByID(nil, d.ID)
+	require.NoError(t, err)
+	require.Equal(t, 1, got.TaskGroups["web"].PlacedAllocs)
+	require.Equal(t, []string{"a1"}, got.TaskGroups["web"].PlacedCanaries)
+
+	// The client reports it healthy; the canary mark stays.
+	yes := true
+	upd := canary.Copy()
+	upd.ClientStatus = structs.AllocClientRunning
+	upd.DeploymentStatus = &structs.AllocDeploymentStatus{Healthy: &yes}
+	require.NoError(t, s.UpdateAllocsFromClient(13, []*structs.Allocation{upd}, nil))
+	a, err := s.AllocByID(nil, "a1")
+	require.NoError(t, err)
+	require.True(t, a.DeploymentStatus.Canary)
+	require.True(t, *a.DeploymentStatus.Healthy)
+
+	// Promoted; then the watcher's write from an older read and a plan's
+	// stale copy arrive. Neither undoes the promotion.
+	promoted := got.Copy()
+	promoted.TaskGroups["web"].Promoted = true
+	promoted.TaskGroups["web"].HealthyAllocs = 1
+	require.NoError(t, s.UpdateDeployment(14, &structs.DeploymentUpdateRequest{Deployment: promoted}))
+	require.NoError(t, s.UpdateDeployment(15, &structs.DeploymentUpdateRequest{Deployment: got.Copy()}))
+	second := mockAlloc(job, "a2", "n1", evalID(2))
+	second.Name = job.ID + ".web[1]"
+	second.DeploymentID = d.ID
+	stale := got.Copy()
+	stale.TaskGroups["web"].PlacedAllocs = 7
+	require.NoError(t, s.UpsertPlanResults(16, &structs.ApplyPlanResultsRequest{Job: job, Allocs: []*structs.Allocation{second}, Deployment: stale}))
+	got, err = s.DeploymentByID(nil, d.ID)
+	require.NoError(t, err)
+	st := got.TaskGroups["web"]
+	require.True(t, st.Promoted, "a promotion is never undone")
+	require.Equal(t, 2, st.PlacedAllocs, "counted from the allocations")
+	require.Equal(t, []string{"a1"}, st.PlacedCanaries)
+
+	// Ended by the scheduler with the watcher's counts behind: the final
+	// counts are the allocations'.
+	upd2 := second.Copy()
+	upd2.ClientStatus = structs.AllocClientRunning
+	upd2.DeploymentStatus = &structs.AllocDeploymentStatus{Healthy: &yes}
+	require.NoError(t, s.UpdateAllocsFromClient(17, []*structs.Allocation{upd2}, nil))
+	require.NoError(t, s.UpsertPlanResults(18, &structs.ApplyPlanResultsRequest{Job: job, DeploymentUpdates: []*structs.DeploymentStatusUpdate{{
+		DeploymentID: d.ID, Status: structs.DeploymentStatusSuccessful, StatusDescription: "deployment completed successfully",
+	}}}))
+	got, err = s.DeploymentByID(nil, d.ID)
+	require.NoError(t, err)
+	require.Equal(t, structs.DeploymentStatusSuccessful, got.Status)
+	require.Equal(t, 2, got.TaskGroups["web"].HealthyAllocs)
+	require.Zero(t, got.TaskGroups["web"].UnhealthyAllocs)
+}

@@ -77,7 +77,13 @@ func (s *StateStore) upsertPlanResults(index uint64, req *structs.ApplyPlanResul
 		}
 		d.CreateIndex = index
 		if raw != nil {
-			d.CreateIndex = raw.(*structs.Deployment).CreateIndex
+			// The plan's copy may be older than what the watcher or a
+			// promotion wrote since; what the plan changes, the count of
+			// placed allocations, is counted again below.
+			d = raw.(*structs.Deployment).Copy()
+		}
+		if err := countDeploymentTxn(txn.Txn, d, false); err != nil {
+			return err
 		}
 		d.ModifyIndex = index
 		if err := txn.Insert(tableDeployments, d); err != nil {
@@ -192,6 +198,11 @@ func updateDeploymentStatusTxn(txn *memdb.Txn, index uint64, u *structs.Deployme
 	d := raw.(*structs.Deployment).Copy()
 	d.Status = u.Status
 	d.StatusDescription = u.StatusDescription
+	if !d.Active() {
+		if err := countDeploymentTxn(txn, d, true); err != nil {
+			return err
+		}
+	}
 	d.ModifyIndex = index
 	if err := txn.Insert(tableDeployments, d); err != nil {
 		return fmt.Errorf("writing deployment %q: %w", d.ID, err)

@@ -352,6 +352,9 @@ func (s *genericScheduler) placeOne(job *structs.Job, p *placement, deploymentID
 		DesiredStatus: structs.AllocDesiredRun, ClientStatus: structs.AllocClientPending,
 		DeploymentID: deploymentID, CreateTime: now.UnixNano(), ModifyTime: now.UnixNano(),
 	}
+	if p.canary {
+		alloc.DeploymentStatus = &structs.AllocDeploymentStatus{Canary: true}
+	}
 	if p.previous != nil {
 		alloc.PreviousAllocation = p.previous.ID
 		if p.reschedule {

@@ -21,6 +21,7 @@ const (
 	descLost         = "alloc is lost since its node is down"
 	descRescheduled  = "alloc was rescheduled because it failed"
 	descIneligible   = "alloc not needed since its node is no longer eligible"
+	descCanaryEnded  = "alloc not needed since its deployment ended without promoting it"
 )
 
 // minRollingDelay is the shortest wait before a rolling update's next
@@ -66,6 +67,9 @@ type placement struct {
 	// node is where a system job's allocation goes; nil lets the stack
 	// pick.
 	node *structs.Node
+	// canary places the new version beside the allocation of the same
+	// name, which keeps running until the deployment is promoted.
+	canary bool
 }
 
 // allocStop is one allocation to stop.
@@ -117,6 +121,12 @@ type reconciler struct {
 	// unhealthy is set when an allocation of the version being rolled
 	// out is unhealthy: the rollout waits for a person or a new version.
 	unhealthy bool
+	// desiredCanaries are the canaries the deployment of the current
+	// version asks for, by group, when this evaluation starts them.
+	desiredCanaries map[string]int
+	// awaitingPromotion is set when a group's canaries are placed and
+	// the rest of its rollout waits for the deployment's promotion.
+	awaitingPromotion bool
 }
 
 // reconcile decides what to place, stop and update for one job. It is a
@@ -171,8 +181,9 @@ func newReconciler(in *reconcileInput) *reconciler {
 			followupEvals:    make(map[string][]*structs.Evaluation),
 			desiredTGUpdates: make(map[string]*structs.DesiredUpdates),
 		},
-		replaced:    replacedAllocs(in.Allocs),
-		rolloutDone: true,
+		replaced:        replacedAllocs(in.Allocs),
+		rolloutDone:     true,
+		desiredCanaries: make(map[string]int),
 	}
 }
 
@@ -247,9 +258,10 @@ type replacement struct {
 	kind  replaceKind
 }
 
-func (rc *reconciler) group(tg *structs.TaskGroup, allocs []*structs.Allocation) {
+func (rc *reconciler) group(tg *structs.TaskGroup, all []*structs.Allocation) {
 	in := rc.in
 	u := rc.updates(tg.Name)
+	allocs, canaries := rc.splitCanaries(tg, all)
 	var kept []*structs.Allocation
 	var repls []replacement
 	later := make(map[string]time.Time)
@@ -295,13 +307,13 @@ func (rc *reconciler) group(tg *structs.TaskGroup, allocs []*structs.Allocation)
 		}
 	}
 
-	// One allocation per index, live ones first, then count down from
-	// the highest index.
+	// One allocation per index, live ones first and of those the current
+	// version's (a promoted canary replaces the old allocation of its
+	// name), then count down from the highest index.
 	slices.SortStableFunc(kept, func(a, b *structs.Allocation) int {
-		if c := cmp.Compare(allocIndex(a.Name), allocIndex(b.Name)); c != 0 {
-			return c
-		}
-		return cmp.Compare(boolRank(a.TerminalStatus()), boolRank(b.TerminalStatus()))
+		return cmp.Or(cmp.Compare(allocIndex(a.Name), allocIndex(b.Name)),
+			cmp.Compare(boolRank(a.TerminalStatus()), boolRank(b.TerminalStatus())),
+			cmp.Compare(boolRank(!upToDate(a, in.Job)), boolRank(!upToDate(b, in.Job))))
 	})
 	used := make(map[int]bool, tg.Count)
 	keep := kept[:0:0]
@@ -309,7 +321,11 @@ func (rc *reconciler) group(tg *structs.TaskGroup, allocs []*structs.Allocation)
 		idx := allocIndex(a.Name)
 		if idx < 0 || used[idx] {
 			if !a.TerminalStatus() {
-				rc.stop(a, descDuplicate, false)
+				desc := descDuplicate
+				if len(keep) > 0 && upToDate(keep[len(keep)-1], in.Job) && !upToDate(a, in.Job) {
+					desc = descNotNeeded
+				}
+				rc.stop(a, desc, false)
 				u.Stop++
 			}
 			continue
@@ -375,7 +391,103 @@ func (rc *reconciler) group(tg *structs.TaskGroup, allocs []*structs.Allocation)
 	}
 
 	rc.laterReschedules(tg, keep, later)
-	rc.updateKept(tg, allocs, keep)
+	rc.updateKept(tg, allocs, keep, canaries)
+}
+
+// splitCanaries takes out of a group's allocations the canaries of the
+// job's latest deployment while they wait for its promotion: they run
+// beside the allocations they are to replace, outside count. Live
+// canaries of a deployment that ended without promotion are stopped;
+// promoted canaries are ordinary allocations of their version. The
+// canaries returned are those that hold their place: live, or failed
+// (the deployment fails on them; replacing them would only churn).
+func (rc *reconciler) splitCanaries(tg *structs.TaskGroup, allocs []*structs.Allocation) (rest, canaries []*structs.Allocation) {
+	d := rc.in.Deployment
+	if d == nil {
+		return allocs, nil
+	}
+	if s := d.TaskGroups[tg.Name]; s == nil || s.Promoted {
+		return allocs, nil
+	}
+	waiting := d.Active() && rc.currentDeployment(d)
+	u := rc.updates(tg.Name)
+	rest = allocs[:0:0]
+	for _, a := range allocs {
+		if a.DeploymentID != d.ID || !isCanary(a) {
+			rest = append(rest, a)
+			continue
+		}
+		switch {
+		case a.DesiredStatus != structs.AllocDesiredRun || a.ClientStatus == structs.AllocClientLost:
+		case !waiting:
+			if !a.TerminalStatus() {
+				rc.stop(a, descCanaryEnded, false)
+				u.Stop++
+			}
+		case rc.nodeDown(a.NodeID):
+			rc.stop(a, descLost, true)
+			u.Lost++
+		default:
+			canaries = append(canaries, a)
+		}
+	}
+	return rest, canaries
+}
+
+// currentDeployment reports whether d rolls out the job's current version.
+func (rc *reconciler) currentDeployment(d *structs.Deployment) bool {
+	return d.JobVersion == rc.in.Job.Version && d.JobCreateIndex == rc.in.Job.CreateIndex
+}
+
+// canaryGate says whether a group's destructive updates wait for
+// canaries: its strategy asks for them and the current version's
+// deployment has not promoted them. A deployment of this version that
+// ended unpromoted holds the rollout where it is.
+func (rc *reconciler) canaryGate(tg *structs.TaskGroup, s *structs.UpdateStrategy) (gated, ended bool) {
+	if s == nil || s.Canary <= 0 {
+		return false, false
+	}
+	d := rc.in.Deployment
+	if d == nil || !rc.currentDeployment(d) {
+		return true, false
+	}
+	if st := d.TaskGroups[tg.Name]; st != nil && st.Promoted {
+		return false, false
+	}
+	return true, !d.Active()
+}
+
+// placeCanaries starts the group's missing canaries, each named after an
+// allocation of the old version it is to replace once promoted.
+func (rc *reconciler) placeCanaries(tg *structs.TaskGroup, s *structs.UpdateStrategy, destructive, canaries []*structs.Allocation) {
+	taken := make(map[string]bool, len(canaries))
+	for _, a := range canaries {
+		taken[a.Name] = true
+	}
+	desired := min(s.Canary, len(destructive)+len(canaries))
+	if d := rc.in.Deployment; d != nil && rc.currentDeployment(d) {
+		if st := d.TaskGroups[tg.Name]; st != nil && st.DesiredCanaries > 0 {
+			desired = st.DesiredCanaries
+		}
+	}
+	rc.desiredCanaries[tg.Name] = desired
+	u := rc.updates(tg.Name)
+	for _, a := range destructive {
+		if len(canaries)+u.Canary >= desired {
+			break
+		}
+		if taken[a.Name] {
+			continue
+		}
+		taken[a.Name] = true
+		rc.r.place = append(rc.r.place, &placement{name: a.Name, index: allocIndex(a.Name), tg: tg, canary: true})
+		u.Canary++
+	}
+}
+
+// isCanary reports whether the scheduler placed a as a canary.
+func isCanary(a *structs.Allocation) bool {
+	return a.DeploymentStatus != nil && a.DeploymentStatus.Canary
 }
 
 // laterReschedules creates the follow-up evaluations of failed
@@ -408,8 +520,9 @@ func (rc *reconciler) laterReschedules(tg *structs.TaskGroup, keep []*structs.Al
 }
 
 // updateKept moves the kept live allocations of an older job version to
-// the current one: in place, or by replacement within max_parallel.
-func (rc *reconciler) updateKept(tg *structs.TaskGroup, allocs, keep []*structs.Allocation) {
+// the current one: in place, or by replacement within max_parallel, after
+// the group's canaries, if it has any, are promoted.
+func (rc *reconciler) updateKept(tg *structs.TaskGroup, allocs, keep, canaries []*structs.Allocation) {
 	in := rc.in
 	u := rc.updates(tg.Name)
 	var destructive []*structs.Allocation
@@ -433,6 +546,16 @@ func (rc *reconciler) updateKept(tg *structs.TaskGroup, allocs, keep []*structs.
 		destructive = append(destructive, a)
 	}
 	strategy := updateStrategy(in.Job, tg)
+	if gated, ended := rc.canaryGate(tg, strategy); gated && (len(destructive) > 0 || len(canaries) > 0) {
+		u.Ignore += len(destructive)
+		if ended {
+			return
+		}
+		rc.placeCanaries(tg, strategy, destructive, canaries)
+		rc.rolloutDone = false
+		rc.awaitingPromotion = true
+		return
+	}
 	limit := len(destructive)
 	inFlight, unhealthy := 0, false
 	if strategy != nil && strategy.MaxParallel > 0 {
@@ -482,9 +605,10 @@ func (rc *reconciler) rollout(tg *structs.TaskGroup, allocs []*structs.Allocatio
 }
 
 // allocHealth says whether an allocation counts as healthy for a rolling
-// update: its deployment status when the client set one, else running
-// for at least min_healthy_time (or simply running when the client gave
-// no start times).
+// update: its deployment status when the client set one. An allocation of
+// a deployment waits for that, since only its client knows whether its
+// checks pass; one outside any deployment counts once it has run for
+// min_healthy_time (or simply runs, when the client gave no start times).
 func allocHealth(a *structs.Allocation, s *structs.UpdateStrategy, now time.Time) (healthy, unhealthy bool) {
 	if ds := a.DeploymentStatus; ds != nil && ds.Healthy != nil {
 		return *ds.Healthy, !*ds.Healthy
@@ -493,6 +617,9 @@ func allocHealth(a *structs.Allocation, s *structs.UpdateStrategy, now time.Time
 	case structs.AllocClientFailed, structs.AllocClientLost:
 		return false, true
 	case structs.AllocClientRunning:
+		if a.DeploymentID != "" {
+			return false, false
+		}
 	default:
 		return false, false
 	}
@@ -528,6 +655,7 @@ func (rc *reconciler) reconcileDeployment() {
 	for _, p := range r.destructiveUpdate {
 		placed[p.tg.Name]++
 	}
+	waiting := rc.awaitingPromotion
 	if d != nil && d.JobVersion == job.Version && d.JobCreateIndex == job.CreateIndex {
 		if !d.Active() {
 			return
@@ -548,7 +676,7 @@ func (rc *reconciler) reconcileDeployment() {
 				DeploymentID: d.ID, Status: structs.DeploymentStatusSuccessful,
 				StatusDescription: "deployment completed successfully",
 			})
-		case !rc.unhealthy:
+		case !rc.unhealthy && !waiting:
 			// Still in flight: look again once they may be healthy, so
 			// the deployment is seen through.
 			if rc.rollingAt.IsZero() {
@@ -563,14 +691,15 @@ func (rc *reconciler) reconcileDeployment() {
 	// up healthy is marked stable and a failed update has something to go
 	// back to. Without it they do not: a deployment keeps the scheduler
 	// looking again until its allocations are healthy.
-	if len(r.destructiveUpdate) == 0 && (len(r.place) == 0 || anyLive(in.Allocs) || !anyAutoRevert(job)) {
+	if len(r.destructiveUpdate) == 0 && len(rc.desiredCanaries) == 0 &&
+		(len(r.place) == 0 || anyLive(in.Allocs) || !anyAutoRevert(job)) {
 		return
 	}
 	nd := &structs.Deployment{
 		ID: structs.GenerateUUID(), Namespace: job.Namespace, JobID: job.ID,
 		JobVersion: job.Version, JobModifyIndex: job.JobModifyIndex, JobCreateIndex: job.CreateIndex,
 		TaskGroups: make(map[string]*structs.DeploymentState, len(job.Groups)),
-		Status:     structs.DeploymentStatusRunning, StatusDescription: "deployment is running",
+		Status:     structs.DeploymentStatusRunning, StatusDescription: structs.DeploymentDescRunning,
 		CreateTime: in.Now.UnixNano(), ModifyTime: in.Now.UnixNano(),
 	}
 	for _, tg := range job.Groups {
@@ -580,7 +709,7 @@ func (rc *reconciler) reconcileDeployment() {
 		}
 		nd.TaskGroups[tg.Name] = &structs.DeploymentState{
 			AutoRevert: s.AutoRevert, AutoPromote: s.AutoPromote, ProgressDeadline: s.ProgressDeadline,
-			DesiredTotal: tg.Count, PlacedAllocs: placed[tg.Name],
+			DesiredTotal: tg.Count, PlacedAllocs: placed[tg.Name], DesiredCanaries: rc.desiredCanaries[tg.Name],
 		}
 	}
 	r.deployment = nd

@@ -86,9 +86,17 @@ func TestServiceSched_RollingUpdateMaxParallel(t *testing.T) {
 	requireVersions(2, 1)
 	require.Len(t, h.Plans, plans)
 
-	// Once it runs, each evaluation replaces one more.
+	// Running is not enough either: its client has not yet said it is
+	// healthy (its checks may not pass).
+	setClient(h, liveAllocs(t, h, job), structs.AllocClientRunning, time.Time{})
+	evaluate(t, h, job, structs.EvalTriggerNodeUpdate)
+	requireVersions(2, 1)
+	require.Len(t, h.Plans, plans)
+
+	// Once its client reports it healthy, each evaluation replaces one
+	// more.
 	for step := 2; step <= 3; step++ {
-		setClient(h, liveAllocs(t, h, job), structs.AllocClientRunning, time.Time{})
+		setHealthy(h, liveAllocs(t, h, job)...)
 		f := h.CreateEvals[len(h.CreateEvals)-1]
 		require.Equal(t, structs.EvalTriggerRollingUpdate, f.TriggeredBy)
 		require.NoError(t, h.Process(f))
@@ -107,8 +115,8 @@ func TestServiceSched_RollingUpdateMaxParallel(t *testing.T) {
 	}
 	require.Equal(t, 3, stopped)
 
-	// All replaced and running: the deployment completes.
-	setClient(h, liveAllocs(t, h, job), structs.AllocClientRunning, time.Time{})
+	// All replaced and healthy: the deployment completes.
+	setHealthy(h, liveAllocs(t, h, job)...)
 	require.NoError(t, h.Process(h.CreateEvals[len(h.CreateEvals)-1]))
 	d, err := h.State.LatestDeploymentByJob(job.Namespace, job.ID)
 	require.NoError(t, err)

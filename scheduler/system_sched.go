@@ -119,7 +119,7 @@ func (rc *reconciler) systemGroup(tg *structs.TaskGroup, allocs []*structs.Alloc
 		u.Place++
 	}
 	first := len(rc.r.destructiveUpdate)
-	rc.updateKept(tg, allocs, keep)
+	rc.updateKept(tg, allocs, keep, nil)
 	for _, p := range rc.r.destructiveUpdate[first:] {
 		p.node = eligible[p.previous.NodeID]
 	}

@@ -116,20 +116,50 @@ func (d *Deployment) promote(args *structs.DeploymentPromoteRequest, reply *stru
 	if err != nil {
 		return err
 	}
+	allocs, err := snap.AllocsByDeployment(nil, dep.ID)
+	if err != nil {
+		return err
+	}
+	if err := promotable(dep, canaryHealth(allocs)); err != nil {
+		return err
+	}
 	nd := dep.Copy()
-	canaries := false
-	for _, s := range nd.TaskGroups {
-		if s.DesiredCanaries > 0 {
-			canaries = true
-			s.Promoted = true
-		}
-	}
-	if !canaries {
-		return structs.NewError(structs.ErrInvalid, "deployment %s has no canaries to promote", dep.ID)
-	}
 	now := time.Now()
+	promote(nd, now)
+	nd.StatusDescription = structs.DeploymentDescRunning
 	nd.ModifyTime = now.UnixNano()
 	return d.apply(&structs.DeploymentUpdateRequest{Deployment: nd, Eval: deploymentEval(job, dep.ID, now), SubmitTime: now.UnixNano()}, reply)
+}
+
+// promotable says why a deployment's canaries cannot be promoted yet, as
+// Nomad does: there are none, they are promoted already, or some group
+// has fewer healthy canaries than it asked for.
+func promotable(dep *structs.Deployment, healthyCanaries map[string]int) error {
+	waiting := false
+	var names []string
+	for name, s := range dep.TaskGroups {
+		if s.DesiredCanaries > 0 && !s.Promoted {
+			waiting = true
+			names = append(names, name)
+		}
+	}
+	if !waiting {
+		for _, s := range dep.TaskGroups {
+			if s.DesiredCanaries > 0 {
+				return structs.NewError(structs.ErrInvalid, "deployment %s: its canaries are promoted already", dep.ID)
+			}
+		}
+		return structs.NewError(structs.ErrInvalid, "deployment %s has no canaries to promote", dep.ID)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		s := dep.TaskGroups[name]
+		if n := healthyCanaries[name]; n < s.DesiredCanaries {
+			return structs.NewError(structs.ErrInvalid, "deployment %s: group %q has %d of %d canaries healthy; promote once all are",
+				dep.ID, name, n, s.DesiredCanaries)
+		}
+	}
+	return nil
 }
 
 func (d *Deployment) apply(req *structs.DeploymentUpdateRequest, reply *structs.DeploymentUpdateResponse) error {

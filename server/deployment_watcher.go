@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -20,7 +21,10 @@ import (
 // every group has desired_total healthy allocations, and as failed on the
 // first unhealthy allocation or a missed progress_deadline. A failed
 // deployment whose groups ask for auto_revert registers the job's newest
-// stable version again as a new version. Every change goes with an
+// stable version again as a new version. Groups with canaries wait for
+// the deployment's promotion (by a person, or by the watcher itself once
+// every canary is healthy when all of them ask for auto_promote); while a
+// person is awaited, no progress deadline runs. Every change goes with an
 // evaluation of the job, so the scheduler takes the rollout's next
 // max_parallel step at once instead of at its next timer.
 //
@@ -132,8 +136,9 @@ func (w *deploymentWatcher) watch(snap *fsm.StateSnapshot, ws memdb.WatchSet, d 
 func deploymentProgress(d *structs.Deployment, allocs []*structs.Allocation, now time.Time) (nd *structs.Deployment, progressed bool, wake time.Time) {
 	nd = d.Copy()
 	for _, s := range nd.TaskGroups {
-		s.PlacedAllocs, s.HealthyAllocs, s.UnhealthyAllocs = 0, 0, 0
+		s.PlacedAllocs, s.HealthyAllocs, s.UnhealthyAllocs, s.PlacedCanaries = 0, 0, 0, nil
 	}
+	healthyCanaries := canaryHealth(allocs)
 	var unhealthy string
 	// Allocations in a stable order, so the reason names the same one on
 	// every pass.
@@ -144,6 +149,9 @@ func deploymentProgress(d *structs.Deployment, allocs []*structs.Allocation, now
 			continue
 		}
 		s.PlacedAllocs++
+		if isCanaryAlloc(a) {
+			s.PlacedCanaries = append(s.PlacedCanaries, a.ID)
+		}
 		if ds := a.DeploymentStatus; ds != nil && ds.Healthy != nil {
 			if *ds.Healthy {
 				s.HealthyAllocs++
@@ -155,18 +163,27 @@ func deploymentProgress(d *structs.Deployment, allocs []*structs.Allocation, now
 			}
 		}
 	}
-	done := true
+	if autoPromote(nd, healthyCanaries, now) {
+		progressed = true
+	}
+	done, awaitingPromotion := true, false
 	var missed string
 	for _, name := range sortedGroupNames(nd) {
 		s, old := nd.TaskGroups[name], d.TaskGroups[name]
 		if s.HealthyAllocs != old.HealthyAllocs || s.UnhealthyAllocs != old.UnhealthyAllocs {
 			progressed = true
 		}
-		if s.HealthyAllocs < s.DesiredTotal {
+		unpromoted := s.DesiredCanaries > 0 && !s.Promoted
+		if s.HealthyAllocs < s.DesiredTotal || unpromoted {
 			done = false
 		}
+		if unpromoted && healthyCanaries[name] >= s.DesiredCanaries {
+			// Its canaries are healthy: the rest is up to a person.
+			awaitingPromotion = true
+			continue
+		}
 		pd := s.ProgressDeadline.D()
-		if pd <= 0 || s.HealthyAllocs >= s.DesiredTotal {
+		if pd <= 0 || (s.HealthyAllocs >= s.DesiredTotal && !unpromoted) {
 			continue
 		}
 		switch {
@@ -191,11 +208,15 @@ func deploymentProgress(d *structs.Deployment, allocs []*structs.Allocation, now
 		nd.Status, nd.StatusDescription = structs.DeploymentStatusSuccessful, "deployment completed successfully"
 	case missed != "":
 		nd.Status, nd.StatusDescription = structs.DeploymentStatusFailed, fmt.Sprintf("failed because group %s missed its progress deadline", missed)
+	case awaitingPromotion:
+		nd.StatusDescription = structs.DeploymentDescAwaitingPromotion
+	default:
+		nd.StatusDescription = structs.DeploymentDescRunning
 	}
 	if nd.Status != d.Status {
 		wake = time.Time{}
 	}
-	if !progressed && nd.Status == d.Status && sameCounts(d, nd) {
+	if !progressed && nd.Status == d.Status && nd.StatusDescription == d.StatusDescription && sameCounts(d, nd) {
 		return nil, false, wake
 	}
 	nd.ModifyTime = now.UnixNano()
@@ -206,11 +227,65 @@ func sameCounts(a, b *structs.Deployment) bool {
 	for name, s := range a.TaskGroups {
 		o := b.TaskGroups[name]
 		if o == nil || s.PlacedAllocs != o.PlacedAllocs || s.HealthyAllocs != o.HealthyAllocs ||
-			s.UnhealthyAllocs != o.UnhealthyAllocs || s.RequireProgressBy != o.RequireProgressBy {
+			s.UnhealthyAllocs != o.UnhealthyAllocs || s.RequireProgressBy != o.RequireProgressBy ||
+			s.Promoted != o.Promoted || !slices.Equal(s.PlacedCanaries, o.PlacedCanaries) {
 			return false
 		}
 	}
 	return true
+}
+
+// isCanaryAlloc reports whether the scheduler placed a as a canary.
+func isCanaryAlloc(a *structs.Allocation) bool {
+	return a.DeploymentStatus != nil && a.DeploymentStatus.Canary
+}
+
+// canaryHealth counts the healthy live canaries of each group among a
+// deployment's allocations.
+func canaryHealth(allocs []*structs.Allocation) map[string]int {
+	out := make(map[string]int)
+	for _, a := range allocs {
+		ds := a.DeploymentStatus
+		if isCanaryAlloc(a) && !a.TerminalStatus() && ds.Healthy != nil && *ds.Healthy {
+			out[a.TaskGroup]++
+		}
+	}
+	return out
+}
+
+// autoPromote promotes d's canaries at now when every group that waits
+// for promotion asks for auto_promote and has all its canaries healthy,
+// as Nomad does; it reports whether it did.
+func autoPromote(d *structs.Deployment, healthyCanaries map[string]int, now time.Time) bool {
+	waiting := 0
+	for name, s := range d.TaskGroups {
+		if s.DesiredCanaries == 0 || s.Promoted {
+			continue
+		}
+		if !s.AutoPromote || healthyCanaries[name] < s.DesiredCanaries {
+			return false
+		}
+		waiting++
+	}
+	if waiting == 0 {
+		return false
+	}
+	promote(d, now)
+	return true
+}
+
+// promote marks every group of d with canaries promoted; their progress
+// deadlines start again, since the rollout of the rest starts now.
+func promote(d *structs.Deployment, now time.Time) {
+	for _, s := range d.TaskGroups {
+		if s.DesiredCanaries == 0 || s.Promoted {
+			continue
+		}
+		s.Promoted = true
+		if pd := s.ProgressDeadline.D(); pd > 0 {
+			s.RequireProgressBy = now.Add(pd).UnixNano()
+		}
+	}
 }
 
 func sortedGroupNames(d *structs.Deployment) []string {

@@ -255,3 +255,154 @@ func TestDeploymentProgress(t *testing.T) {
 	nd5, _, _ := deploymentProgress(nd2, []*structs.Allocation{alloc("a", &yes), alloc("b", &yes)}, later)
 	require.Equal(t, structs.DeploymentStatusSuccessful, nd5.Status)
 }
+
+func TestDeploymentProgress_Canaries(t *testing.T) {
+	now := time.Unix(1000, 0)
+	yes := true
+	canary := func(id string, healthy bool) *structs.Allocation {
+		a := &structs.Allocation{ID: id, TaskGroup: "web", DesiredStatus: structs.AllocDesiredRun, ClientStatus: structs.AllocClientRunning,
+			DeploymentStatus: &structs.AllocDeploymentStatus{Canary: true}}
+		if healthy {
+			a.DeploymentStatus.Healthy = &yes
+		}
+		return a
+	}
+	newDeployment := func(autoPromote bool) *structs.Deployment {
+		return &structs.Deployment{
+			ID: "d", Status: structs.DeploymentStatusRunning, CreateTime: now.Add(-time.Minute).UnixNano(),
+			TaskGroups: map[string]*structs.DeploymentState{"web": {
+				DesiredTotal: 1, DesiredCanaries: 1, AutoPromote: autoPromote, ProgressDeadline: structs.Duration(2 * time.Minute),
+			}},
+		}
+	}
+
+	// A healthy canary of a count-1 group is not success: the deployment
+	// waits for a person, and no deadline runs meanwhile.
+	nd, progressed, wake := deploymentProgress(newDeployment(false), []*structs.Allocation{canary("c", true)}, now)
+	require.True(t, progressed)
+	require.Equal(t, structs.DeploymentStatusRunning, nd.Status)
+	require.Equal(t, structs.DeploymentDescAwaitingPromotion, nd.StatusDescription)
+	require.Equal(t, []string{"c"}, nd.TaskGroups["web"].PlacedCanaries)
+	require.False(t, nd.TaskGroups["web"].Promoted)
+	require.True(t, wake.IsZero(), "no progress deadline while a person is awaited")
+	hours, _, _ := deploymentProgress(nd, []*structs.Allocation{canary("c", true)}, now.Add(10*time.Hour))
+	require.Nil(t, hours, "still waiting, hours later")
+
+	// Not yet healthy: the deadline runs.
+	nd, _, wake = deploymentProgress(newDeployment(false), []*structs.Allocation{canary("c", false)}, now)
+	require.Equal(t, structs.DeploymentDescRunning, nd.StatusDescription)
+	require.Equal(t, now.Add(time.Minute), wake)
+
+	// auto_promote: promoted by the watcher once the canary is healthy,
+	// with a fresh deadline; the promoted canary then completes a count-1
+	// group.
+	nd, progressed, _ = deploymentProgress(newDeployment(true), []*structs.Allocation{canary("c", true)}, now)
+	require.True(t, progressed)
+	require.True(t, nd.TaskGroups["web"].Promoted)
+	require.Equal(t, structs.DeploymentStatusSuccessful, nd.Status)
+}
+
+func TestPromotable(t *testing.T) {
+	d := &structs.Deployment{ID: "d", TaskGroups: map[string]*structs.DeploymentState{
+		"api": {DesiredCanaries: 2}, "web": {DesiredCanaries: 1}, "db": {},
+	}}
+	err := promotable(d, map[string]int{"api": 1, "web": 1})
+	require.ErrorContains(t, err, `group "api" has 1 of 2 canaries healthy`)
+	require.Equal(t, structs.ErrInvalid, structs.CodeOf(err), "a 400, not a 500")
+	require.NoError(t, promotable(d, map[string]int{"api": 2, "web": 1}))
+	d.TaskGroups["api"].Promoted, d.TaskGroups["web"].Promoted = true, true
+	require.ErrorContains(t, promotable(d, nil), "promoted already")
+	require.ErrorContains(t, promotable(&structs.Deployment{ID: "d", TaskGroups: map[string]*structs.DeploymentState{"db": {}}}, nil), "has no canaries")
+}
+
+// canaryServiceJob is rollingServiceJob whose updates start with one
+// canary (auto_revert on, so its first version is a deployment too).
+func canaryServiceJob(id string, autoPromote bool) *structs.Job {
+	j := rollingServiceJob(id, true)
+	j.Update.Canary, j.Update.AutoPromote = 1, autoPromote
+	return j
+}
+
+// liveByVersion counts the job's allocations meant to run, by task env
+// version.
+func liveByVersion(t *testing.T, srv *Server, job *structs.Job) map[string]int {
+	allocs, err := srv.State().Snapshot().AllocsByJob(nil, job.Namespace, job.ID, false)
+	require.NoError(t, err)
+	out := make(map[string]int)
+	for _, a := range allocs {
+		if a.DesiredStatus == structs.AllocDesiredRun && !a.ClientTerminalStatus() {
+			out[a.Job.LookupGroup("web").Tasks[0].Env["version"]]++
+		}
+	}
+	return out
+}
+
+func TestDeploymentWatcher_CanaryManualPromotion(t *testing.T) {
+	srv := testServer(t, withSchedulers)
+	testClient(t, srv)
+	job := canaryServiceJob("web", false)
+	register(t, srv, job)
+	d1 := waitDeployment(t, srv, job, 0, 10*time.Second)
+	require.Equal(t, structs.DeploymentStatusSuccessful, d1.Status, d1.StatusDescription)
+
+	v2 := job.Copy()
+	v2.Groups[0].Tasks[0].Env["version"] = "2"
+	register(t, srv, v2)
+	var d2 *structs.Deployment
+	require.Eventually(t, func() bool {
+		d, err := srv.State().LatestDeploymentByJob(nil, job.Namespace, job.ID)
+		require.NoError(t, err)
+		d2 = d
+		return d != nil && d.JobVersion == 1 && d.StatusDescription == structs.DeploymentDescAwaitingPromotion
+	}, 10*time.Second, 10*time.Millisecond, "the canary did not become healthy")
+	require.Equal(t, structs.DeploymentStatusRunning, d2.Status)
+	require.Len(t, d2.TaskGroups["web"].PlacedCanaries, 1)
+	require.Equal(t, map[string]int{"1": 4, "2": 1}, liveByVersion(t, srv, job), "the canary runs beside all of v1")
+
+	var resp structs.DeploymentUpdateResponse
+	require.NoError(t, srv.RPC("Deployment.Promote", &structs.DeploymentPromoteRequest{DeploymentID: d2.ID}, &resp))
+	require.NotEmpty(t, resp.EvalID)
+	done := waitDeployment(t, srv, job, 1, 20*time.Second)
+	require.Equal(t, structs.DeploymentStatusSuccessful, done.Status, done.StatusDescription)
+	s := done.TaskGroups["web"]
+	require.True(t, s.Promoted)
+	require.Equal(t, 4, s.PlacedAllocs, "the canary and three replacements")
+	require.Equal(t, 4, s.HealthyAllocs)
+	require.Eventually(t, func() bool {
+		return assertEqualMap(liveByVersion(t, srv, job), map[string]int{"2": 4})
+	}, 5*time.Second, 10*time.Millisecond)
+
+	// A second promotion is refused with a reason.
+	err := srv.RPC("Deployment.Promote", &structs.DeploymentPromoteRequest{DeploymentID: d2.ID}, &resp)
+	require.ErrorContains(t, err, "is not active")
+}
+
+func TestDeploymentWatcher_CanaryAutoPromote(t *testing.T) {
+	srv := testServer(t, withSchedulers)
+	testClient(t, srv)
+	job := canaryServiceJob("web", true)
+	register(t, srv, job)
+	waitDeployment(t, srv, job, 0, 10*time.Second)
+	v2 := job.Copy()
+	v2.Groups[0].Tasks[0].Env["version"] = "2"
+	register(t, srv, v2)
+	done := waitDeployment(t, srv, job, 1, 20*time.Second)
+	require.Equal(t, structs.DeploymentStatusSuccessful, done.Status, done.StatusDescription)
+	require.True(t, done.TaskGroups["web"].Promoted)
+	require.Len(t, done.TaskGroups["web"].PlacedCanaries, 1)
+	require.Eventually(t, func() bool {
+		return assertEqualMap(liveByVersion(t, srv, job), map[string]int{"2": 4})
+	}, 5*time.Second, 10*time.Millisecond)
+}
+
+func assertEqualMap(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}

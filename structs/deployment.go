@@ -9,6 +9,12 @@ const (
 	DeploymentStatusCancelled  = "cancelled"
 )
 
+// Descriptions of a running deployment.
+const (
+	DeploymentDescRunning           = "deployment is running"
+	DeploymentDescAwaitingPromotion = "deployment is running but requires manual promotion"
+)
+
 // Deployment tracks the rollout of one version of a service job.
 type Deployment struct {
 	ID                string                      `json:"id"`

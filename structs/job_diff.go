@@ -35,6 +35,7 @@ const (
 	UpdateTypeDestructiveUpdate = "destructive update"
 	UpdateTypeReschedule        = "reschedule"
 	UpdateTypeIgnore            = "ignore"
+	UpdateTypeCanary            = "canary"
 )
 
 // JobDiff is what changes between the running version of a job and a new
@@ -142,6 +143,7 @@ func (u *DesiredUpdates) Counts() map[string]int {
 		{UpdateTypeMigrate, u.Migrate},
 		{UpdateTypeInPlaceUpdate, u.InPlaceUpdate},
 		{UpdateTypeDestructiveUpdate, u.DestructiveUpdate},
+		{UpdateTypeCanary, u.Canary},
 		{UpdateTypeReschedule, u.Reschedule + u.RescheduleLater},
 		{UpdateTypeIgnore, u.Ignore},
 	} {

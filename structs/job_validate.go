@@ -105,6 +105,16 @@ func (g *TaskGroup) validate(v *ValidationError, path string, j *Job) {
 	if g.Update != nil {
 		validateUpdate(v, path+".update", g.Update, j.Type)
 	}
+	// Each canary takes the name of an allocation it may replace, so a
+	// group has at most count of them (count of them is blue/green).
+	if u, upath := g.Update, path+".update"; g.Count >= 0 {
+		if u == nil {
+			u, upath = j.Update, "update"
+		}
+		if u != nil && u.Canary > g.Count {
+			v.Add(upath+".canary", "group %q has count %d, so at most %d canaries, got %d", g.Name, g.Count, g.Count, u.Canary)
+		}
+	}
 	if g.Restart != nil {
 		validateRestart(v, path+".restart", g.Restart)
 	}

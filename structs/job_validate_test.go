@@ -118,6 +118,7 @@ func TestValidate_Problems(t *testing.T) {
 		{"deadlines", func(j *Job) { j.Update.HealthyDeadline = j.Update.ProgressDeadline }, "update.healthy_deadline", "shorter than progress_deadline (10m0s)"},
 		{"min healthy time", func(j *Job) { j.Update.MinHealthyTime = j.Update.HealthyDeadline }, "update.min_healthy_time", "shorter than healthy_deadline"},
 		{"canary in a batch job", func(j *Job) { j.Type, j.Update.Canary = JobTypeBatch, 1 }, "update.canary", "canaries are for service jobs, not batch jobs"},
+		{"more canaries than count", func(j *Job) { j.Update.Canary = j.Groups[0].Count + 1 }, "update.canary", "so at most"},
 		{"canary in a system group", func(j *Job) {
 			j.Type, j.Groups[0].Count, j.Groups[0].Reschedule = JobTypeSystem, 1, nil
 			j.Groups[0].Update = &UpdateStrategy{Canary: 2}

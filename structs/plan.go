@@ -49,11 +49,12 @@ type DesiredUpdates struct {
 	Reschedule        int `json:"reschedule"`
 	RescheduleLater   int `json:"reschedule_later"`
 	Lost              int `json:"lost"`
+	Canary            int `json:"canary"`
 }
 
 func (d *DesiredUpdates) String() string {
-	return fmt.Sprintf("(place %d) (in-place %d) (destructive %d) (stop %d) (migrate %d) (ignore %d) (reschedule %d/%d later) (lost %d)",
-		d.Place, d.InPlaceUpdate, d.DestructiveUpdate, d.Stop, d.Migrate, d.Ignore, d.Reschedule, d.RescheduleLater, d.Lost)
+	return fmt.Sprintf("(place %d) (in-place %d) (destructive %d) (canary %d) (stop %d) (migrate %d) (ignore %d) (reschedule %d/%d later) (lost %d)",
+		d.Place, d.InPlaceUpdate, d.DestructiveUpdate, d.Canary, d.Stop, d.Migrate, d.Ignore, d.Reschedule, d.RescheduleLater, d.Lost)
 }
 
 // DeploymentStatusUpdate moves a deployment to a new status.
