@@ -111,6 +111,8 @@ type reconciler struct {
 	in       *reconcileInput
 	r        *reconcileResult
 	replaced map[string]bool
+	// stopped are the allocations this run stops.
+	stopped map[string]bool
 	// rollingAt is when a rolling update's next step should run; zero
 	// when none is needed.
 	rollingAt    time.Time
@@ -182,6 +184,7 @@ func newReconciler(in *reconcileInput) *reconciler {
 			desiredTGUpdates: make(map[string]*structs.DesiredUpdates),
 		},
 		replaced:        replacedAllocs(in.Allocs),
+		stopped:         make(map[string]bool),
 		rolloutDone:     true,
 		desiredCanaries: make(map[string]int),
 	}
@@ -219,6 +222,7 @@ func (rc *reconciler) updates(group string) *structs.DesiredUpdates {
 
 func (rc *reconciler) stop(a *structs.Allocation, desc string, lost bool) {
 	rc.r.stop = append(rc.r.stop, &allocStop{alloc: a, desc: desc, lost: lost})
+	rc.stopped[a.ID] = true
 }
 
 // stopAll stops the group's live allocations; those on down nodes are
@@ -494,7 +498,9 @@ func (rc *reconciler) updateKept(tg *structs.TaskGroup, allocs, keep, canaries [
 // unhealthy, which holds the rolling update back.
 func (rc *reconciler) rollout(tg *structs.TaskGroup, allocs []*structs.Allocation, s *structs.UpdateStrategy) (inFlight int, unhealthy bool) {
 	for _, a := range allocs {
-		if a.DesiredStatus != structs.AllocDesiredRun || rc.replaced[a.ID] || !upToDate(a, rc.in.Job) {
+		if a.DesiredStatus != structs.AllocDesiredRun || rc.replaced[a.ID] || !upToDate(a, rc.in.Job) || rc.stopped[a.ID] {
+			// Stopped (before or by this very evaluation), replaced or
+			// old: not in flight.
 			continue
 		}
 		healthy, bad := allocHealth(a, s, rc.in.Now)

@@ -1,6 +1,11 @@
 package scheduler
 
-import "github.com/drover-sh/drover/structs"
+import (
+	"cmp"
+	"slices"
+
+	"github.com/drover-sh/drover/structs"
+)
 
 // splitCanaries takes out of a group's allocations the canaries of the
 // job's latest deployment while they wait for its promotion: they run
@@ -68,10 +73,6 @@ func (rc *reconciler) canaryGate(tg *structs.TaskGroup, s *structs.UpdateStrateg
 // placeCanaries starts the group's missing canaries, each named after an
 // allocation of the old version it is to replace once promoted.
 func (rc *reconciler) placeCanaries(tg *structs.TaskGroup, s *structs.UpdateStrategy, destructive, canaries []*structs.Allocation) {
-	taken := make(map[string]bool, len(canaries))
-	for _, a := range canaries {
-		taken[a.Name] = true
-	}
 	desired := min(s.Canary, len(destructive)+len(canaries))
 	if d := rc.in.Deployment; d != nil && rc.currentDeployment(d) {
 		if st := d.TaskGroups[tg.Name]; st != nil && st.DesiredCanaries > 0 {
@@ -80,6 +81,25 @@ func (rc *reconciler) placeCanaries(tg *structs.TaskGroup, s *structs.UpdateStra
 	}
 	rc.desiredCanaries[tg.Name] = desired
 	u := rc.updates(tg.Name)
+	// More canaries than desired, or two of one name, only come from
+	// races; the lowest names are kept.
+	slices.SortStableFunc(canaries, func(a, b *structs.Allocation) int {
+		return cmp.Or(cmp.Compare(allocIndex(a.Name), allocIndex(b.Name)), cmp.Compare(a.CreateIndex, b.CreateIndex))
+	})
+	taken := make(map[string]bool, len(canaries))
+	kept := canaries[:0:0]
+	for _, a := range canaries {
+		if taken[a.Name] || len(kept) >= desired {
+			if !a.TerminalStatus() {
+				rc.stop(a, descDuplicate, false)
+				u.Stop++
+			}
+			continue
+		}
+		taken[a.Name] = true
+		kept = append(kept, a)
+	}
+	canaries = kept
 	for _, a := range destructive {
 		if len(canaries)+u.Canary >= desired {
 			break

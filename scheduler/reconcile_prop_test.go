@@ -174,6 +174,10 @@ func applyResult(allocs []*structs.Allocation, job *structs.Job, res *reconcileR
 				DesiredStatus: structs.AllocDesiredRun, ClientStatus: structs.AllocClientPending,
 				CreateIndex: uint64(1000 + len(order)),
 			}
+			if p.canary {
+				a.DeploymentID = res.deploymentID
+				a.DeploymentStatus = &structs.AllocDeploymentStatus{Canary: true}
+			}
 			if p.previous != nil {
 				a.PreviousAllocation = p.previous.ID
 				prev := byID[p.previous.ID]
@@ -338,5 +342,107 @@ func TestReconcileSystemProperties(t *testing.T) {
 		in2 := *in
 		in2.Allocs = applied
 		requireNoChanges(t, reconcileSystem(&in2))
+	})
+}
+
+// Canaries: whatever the history and the state of the deployment, the
+// canaries waiting for promotion are at most update.canary with distinct
+// names, nothing of the old version is replaced before the promotion,
+// the rest of a group never runs more than count, and reconciling the
+// applied result again changes nothing.
+func TestReconcileCanaryProperties(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		w := drawWorld(t)
+		if len(w.ready) == 0 {
+			w.ready = []*structs.Node{mock.Node()}
+		}
+		job, old := drawJob(t, structs.JobTypeService)
+		job.Stop = false
+		for _, tg := range job.Groups {
+			tg.Count = max(tg.Count, 1)
+		}
+		minCount := job.Groups[0].Count
+		for _, tg := range job.Groups {
+			minCount = min(minCount, tg.Count)
+		}
+		canaries := rapid.IntRange(1, minCount).Draw(t, "canary")
+		job.Update = &structs.UpdateStrategy{MaxParallel: rapid.IntRange(1, 3).Draw(t, "max_parallel"), Canary: canaries}
+		allocs := drawAllocs(t, w, job, old)
+
+		var d *structs.Deployment
+		state := rapid.SampledFrom([]string{"none", "waiting", "promoted", "failed", "older"}).Draw(t, "deployment")
+		if state != "none" {
+			d = &structs.Deployment{ID: "dep", Namespace: job.Namespace, JobID: job.ID, JobVersion: job.Version,
+				Status: structs.DeploymentStatusRunning, TaskGroups: make(map[string]*structs.DeploymentState)}
+			for _, tg := range job.Groups {
+				d.TaskGroups[tg.Name] = &structs.DeploymentState{DesiredTotal: tg.Count, DesiredCanaries: canaries, Promoted: state == "promoted"}
+			}
+			switch state {
+			case "failed":
+				d.Status = structs.DeploymentStatusFailed
+			case "older":
+				d.JobVersion = old.Version
+			}
+			for i, a := range allocs {
+				if upToDate(a, job) && rapid.Bool().Draw(t, fmt.Sprintf("canary%d", i)) {
+					a.DeploymentID = d.ID
+					a.DeploymentStatus = &structs.AllocDeploymentStatus{Canary: true}
+				}
+			}
+		}
+		in := &reconcileInput{Job: job, Allocs: allocs, TaintedNodes: w.tainted, Deployment: d, EvalID: "prop-eval", Now: testNow}
+		res := reconcile(in)
+		applied := applyResult(allocs, job, res, w.ready)
+
+		cur := res.deployment
+		if cur == nil {
+			cur = d
+		}
+		gated := cur == nil || cur.JobVersion != job.Version || !cur.TaskGroups["web"].Promoted
+		if gated {
+			require.Empty(t, res.destructiveUpdate, "an old allocation is replaced before the promotion")
+		}
+		for _, st := range res.stop {
+			if gated && !st.lost && st.alloc.DesiredStatus == structs.AllocDesiredRun && !upToDate(st.alloc, job) {
+				require.NotEqual(t, descUpdating, st.desc, "an old allocation is replaced before the promotion")
+			}
+		}
+		waiting := make(map[string]map[string]bool)
+		rest := make(map[string]map[string]bool)
+		for _, a := range applied {
+			if a.TerminalStatus() {
+				continue
+			}
+			set := rest
+			if cur != nil && a.DeploymentID == cur.ID && isCanary(a) && cur.Active() && cur.JobVersion == job.Version && !cur.TaskGroups[a.TaskGroup].Promoted {
+				set = waiting
+			}
+			if set[a.TaskGroup] == nil {
+				set[a.TaskGroup] = make(map[string]bool)
+			}
+			require.False(t, set[a.TaskGroup][a.Name], "two live allocations named %s", a.Name)
+			set[a.TaskGroup][a.Name] = true
+		}
+		for group, names := range waiting {
+			require.LessOrEqual(t, len(names), canaries, "group %s has more canaries than asked", group)
+		}
+		for group, names := range rest {
+			want := 0
+			if tg := job.LookupGroup(group); tg != nil {
+				want = tg.Count
+			}
+			require.LessOrEqual(t, len(names), want, "group %s runs more than its count besides its canaries", group)
+		}
+		if len(res.deploymentUpdates) == 0 {
+			// Again: nothing more is placed, replaced or stopped (a
+			// follow-up to look at allocations in flight may come again).
+			in2 := *in
+			in2.Allocs = applied
+			in2.Deployment = cur
+			again := reconcile(&in2)
+			require.Empty(t, again.place, "places again")
+			require.Empty(t, again.destructiveUpdate, "updates again")
+			require.Empty(t, again.stop, "stops again")
+		}
 	})
 }
