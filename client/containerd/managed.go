@@ -148,6 +148,9 @@ func (m *Managed) start() error {
 			return fmt.Errorf("managed containerd: removing stale socket: %w", err)
 		}
 	}
+	if err := rotateLog(m.path("containerd.log"), maxLogSize); err != nil {
+		return fmt.Errorf("managed containerd: %w", err)
+	}
 	logf, err := os.OpenFile(m.path("containerd.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("managed containerd: %w", err)
@@ -180,6 +183,24 @@ func (m *Managed) start() error {
 	}
 	m.logger.Info("started containerd", "pid", m.pid, "address", m.sock)
 	return nil
+}
+
+// maxLogSize is the size beyond which containerd's log is set aside when
+// containerd starts: it writes to the file directly (it outlives the
+// agent), so the file can only be rotated between two runs.
+const maxLogSize = 16 << 20
+
+// rotateLog moves path to path.1, replacing an older one, when it is
+// larger than max.
+func rotateLog(path string, max int64) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) || err == nil && fi.Size() <= max {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(path, path+".1")
 }
 
 // config is containerd's config: everything under DataDir, no CRI.

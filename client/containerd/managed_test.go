@@ -139,3 +139,19 @@ func TestManaged_ExitBeforeReadyReportsLog(t *testing.T) {
 	require.Contains(t, err.Error(), "exited before answering")
 	require.Contains(t, err.Error(), "containerd.log")
 }
+
+func TestRotateLog(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "containerd.log")
+	require.NoError(t, rotateLog(p, 10), "no log yet")
+	require.NoError(t, os.WriteFile(p, []byte("0123456789"), 0o644))
+	require.NoError(t, rotateLog(p, 10))
+	require.FileExists(t, p, "at the limit: kept")
+	require.NoError(t, os.WriteFile(p, []byte("0123456789ab"), 0o644))
+	require.NoError(t, os.WriteFile(p+".1", []byte("older"), 0o644))
+	require.NoError(t, rotateLog(p, 10))
+	require.NoFileExists(t, p)
+	b, err := os.ReadFile(p + ".1")
+	require.NoError(t, err)
+	require.Equal(t, "0123456789ab", string(b), "the previous run's log replaces the older one")
+}
