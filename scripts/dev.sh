@@ -3,7 +3,7 @@
 # with the example image, start a single-node dev agent (server + client +
 # managed containerd) in the background and run the example jobs.
 # `make dev-stop` (scripts/dev.sh stop) stops all of it and removes the
-# containers it ran.
+# containers it ran and the node's bridge.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
@@ -76,6 +76,11 @@ stop() {
 	fi
 	# runc's state dir of the namespace, empty once its tasks are gone.
 	rmdir /run/containerd/runc/drover 2>/dev/null || true
+	# The dev node's bridge (the client keeps it across its restarts),
+	# once no container is attached to it.
+	if [ -d /sys/class/net/drover0/brif ] && [ -z "$(ls /sys/class/net/drover0/brif)" ]; then
+		ip link del drover0 2>/dev/null || true
+	fi
 	scripts/registry.sh stop "$state/registry" >/dev/null 2>&1 || true
 }
 

@@ -178,8 +178,10 @@ func deploymentProgress(d *structs.Deployment, allocs []*structs.Allocation, now
 			done = false
 		}
 		if unpromoted && healthyCanaries[name] >= s.DesiredCanaries {
-			// Its canaries are healthy: the rest is up to a person.
+			// Its canaries are healthy: the rest is up to a person, and
+			// the deadline starts again at the promotion.
 			awaitingPromotion = true
+			s.RequireProgressBy = 0
 			continue
 		}
 		pd := s.ProgressDeadline.D()

@@ -285,6 +285,7 @@ func TestDeploymentProgress_Canaries(t *testing.T) {
 	require.Equal(t, []string{"c"}, nd.TaskGroups["web"].PlacedCanaries)
 	require.False(t, nd.TaskGroups["web"].Promoted)
 	require.True(t, wake.IsZero(), "no progress deadline while a person is awaited")
+	require.Zero(t, nd.TaskGroups["web"].RequireProgressBy)
 	hours, _, _ := deploymentProgress(nd, []*structs.Allocation{canary("c", true)}, now.Add(10*time.Hour))
 	require.Nil(t, hours, "still waiting, hours later")
 
