@@ -24,9 +24,15 @@ type FeasibilityChecker interface {
 // staticIterator yields a fixed list of nodes. A pass starts where the
 // previous one stopped, so consecutive placements that each look at only
 // a few nodes (the limit) still visit the whole cluster in turn.
+//
+// The first pref nodes are preferred: passes cycle through them alone
+// while they supply what a placement looks for. A pass that has seen all
+// of them goes on with the others, and from then on every pass cycles
+// through all nodes: a preference orders the walk, it never hides a node.
 type staticIterator struct {
 	ctx    *evalContext
 	nodes  []*structs.Node
+	pref   int
 	offset int
 	seen   int
 }
@@ -36,7 +42,12 @@ func (it *staticIterator) Next() *structs.Node {
 	if it.seen >= n {
 		return nil
 	}
-	if it.offset >= n {
+	if it.seen == it.pref {
+		// Every preferred node was seen in this pass: go on with the
+		// rest, which this pass has not seen, and prefer nothing more.
+		it.offset, it.pref = it.pref, n
+	}
+	if it.offset >= it.pref {
 		it.offset = 0
 	}
 	node := it.nodes[it.offset]
@@ -48,8 +59,13 @@ func (it *staticIterator) Next() *structs.Node {
 
 func (it *staticIterator) Reset() { it.seen = 0 }
 
-func (it *staticIterator) setNodes(nodes []*structs.Node) {
+// setNodes sets the list; its first pref nodes are preferred.
+func (it *staticIterator) setNodes(nodes []*structs.Node, pref int) {
 	it.nodes = nodes
+	it.pref = min(max(pref, 0), len(nodes))
+	if it.pref == 0 {
+		it.pref = len(nodes)
+	}
 	it.offset = 0
 	it.seen = 0
 }

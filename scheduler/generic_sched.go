@@ -304,14 +304,14 @@ func (s *genericScheduler) computePlacements(job *structs.Job, res *reconcileRes
 	s.ctx.rng.Shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
 	s.stack = newStack(s.ctx, s.kind == kindBatch, s.opts.Algorithm)
 	s.stack.setJob(job)
-	s.stack.setNodes(nodes)
+	s.stack.setNodes(nodes, preferPartition(s.planner, nodes))
 	s.ctx.metrics.NodesAvailable = byDC
 	one := make([]*structs.Node, 1)
 	for _, list := range [][]*placement{res.place, res.destructiveUpdate} {
 		for _, p := range list {
 			if p.node != nil {
 				one[0] = p.node
-				s.stack.setNodes(one)
+				s.stack.setNodes(one, 0)
 			}
 			s.placeOne(job, p, res.deploymentID, now)
 		}

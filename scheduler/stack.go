@@ -68,9 +68,10 @@ func newStack(ctx *evalContext, batch bool, algorithm structs.SchedulerAlgorithm
 	return s
 }
 
-// setNodes sets the candidate nodes, already shuffled by the caller.
-func (s *stack) setNodes(nodes []*structs.Node) {
-	s.source.setNodes(nodes)
+// setNodes sets the candidate nodes, already shuffled by the caller; the
+// first pref of them are looked at first (0: no preference).
+func (s *stack) setNodes(nodes []*structs.Node, pref int) {
+	s.source.setNodes(nodes, pref)
 	// Looking at log2(n) nodes finds a near-best one at a fraction of the
 	// cost of looking at all; batch jobs care more about throughput than
 	// fit and look at two.

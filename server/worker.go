@@ -90,7 +90,8 @@ func (w *worker) process(ctx context.Context, eval *structs.Evaluation, token st
 		return
 	}
 
-	planner := &workerPlanner{srv: w.srv, ctx: ctx, evalID: eval.ID, token: token, snapIndex: snap.LatestIndex()}
+	planner := &workerPlanner{srv: w.srv, ctx: ctx, evalID: eval.ID, token: token, snapIndex: snap.LatestIndex(),
+		share: w.id, shares: w.srv.config.NumSchedulers}
 	start := time.Now()
 	sched := factory(logger, newSnapshotState(snap), planner, time.Now)
 	if err := sched.Process(schedulerView(current)); err != nil {
@@ -135,9 +136,19 @@ type workerPlanner struct {
 	// blocked holds the blocked evaluation created for this one, written
 	// with its final status (see CreateEval).
 	blocked []*structs.Evaluation
+	// share and shares are this worker's preferred nodes (see
+	// scheduler.NodePartitioner).
+	share, shares int
 }
 
-var _ scheduler.Planner = (*workerPlanner)(nil)
+var (
+	_ scheduler.Planner         = (*workerPlanner)(nil)
+	_ scheduler.NodePartitioner = (*workerPlanner)(nil)
+)
+
+// NodePartition makes concurrent workers prefer different nodes, so their
+// plans rarely compete for the same room.
+func (p *workerPlanner) NodePartition() (int, int) { return p.share, p.shares }
 
 func (p *workerPlanner) checkToken(what string) error {
 	if err := p.srv.evalBroker.OutstandingReset(p.evalID, p.token); err != nil {
