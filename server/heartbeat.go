@@ -26,11 +26,13 @@ type heartbeater struct {
 	enabled bool
 	timers  map[string]*time.Timer
 	expired map[string]struct{}
+	// hurried are the nodes whose timer gossip cut short.
+	hurried map[string]bool
 	wakeCh  chan struct{}
 }
 
 func newHeartbeater(srv *Server) *heartbeater {
-	return &heartbeater{srv: srv, timers: map[string]*time.Timer{}, wakeCh: make(chan struct{}, 1)}
+	return &heartbeater{srv: srv, timers: map[string]*time.Timer{}, hurried: map[string]bool{}, wakeCh: make(chan struct{}, 1)}
 }
 
 // run is the liveness controller, a leader service.
@@ -104,6 +106,7 @@ func (h *heartbeater) stop() {
 		delete(h.timers, id)
 	}
 	h.expired = nil
+	clear(h.hurried)
 }
 
 // reset restarts a node's timer and returns the TTL the node must
@@ -118,6 +121,7 @@ func (h *heartbeater) reset(nodeID string) (ttl time.Duration, ok bool) {
 	ttl = h.ttlLocked()
 	h.resetLocked(nodeID, ttl+h.srv.config.HeartbeatGrace)
 	delete(h.expired, nodeID)
+	delete(h.hurried, nodeID)
 	return ttl, true
 }
 
@@ -152,7 +156,24 @@ func (h *heartbeater) hurry(nodeID string, d time.Duration) {
 	}
 	if t, ok := h.timers[nodeID]; ok {
 		t.Reset(d)
+		h.hurried[nodeID] = true
 		h.srv.logger.Info("gossip reports node failed, shortening its heartbeat timer", "node_id", nodeID, "timer", d)
+	}
+}
+
+// relax undoes hurry when gossip sees the node alive again (it refuted
+// the failure, say after a pause or a short partition): its heartbeats
+// alone decide again, with a full TTL to send the next one.
+func (h *heartbeater) relax(nodeID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.enabled || !h.hurried[nodeID] {
+		return
+	}
+	delete(h.hurried, nodeID)
+	if _, ok := h.timers[nodeID]; ok {
+		h.resetLocked(nodeID, h.ttlLocked()+h.srv.config.HeartbeatGrace)
+		h.srv.logger.Info("gossip sees node alive again, restoring its heartbeat timer", "node_id", nodeID)
 	}
 }
 
@@ -164,6 +185,7 @@ func (h *heartbeater) clear(nodeID string) {
 		t.Stop()
 		delete(h.timers, nodeID)
 	}
+	delete(h.hurried, nodeID)
 }
 
 // expire runs on the timer's goroutine: it only queues the node.
@@ -174,6 +196,7 @@ func (h *heartbeater) expire(nodeID string) {
 		return
 	}
 	delete(h.timers, nodeID)
+	delete(h.hurried, nodeID)
 	h.expired[nodeID] = struct{}{}
 	h.mu.Unlock()
 	h.wake()

@@ -46,3 +46,26 @@ func TestHeartbeat_GossipFailureHurriesDownNode(t *testing.T) {
 	n, _ := s.State().Snapshot().NodeByID(nil, alive.ID)
 	require.Equal(t, structs.NodeStatusReady, n.Status)
 }
+
+// A node gossip reported failed that gossip then sees alive again (it
+// refuted the failure) gets its full TTL back, heartbeat or not.
+func TestHeartbeat_GossipAliveAgainRestoresTTL(t *testing.T) {
+	t.Parallel()
+	s := testServer(t, func(c *Config) {
+		c.MinHeartbeatTTL = 20 * time.Second
+		c.HeartbeatGrace = 10 * time.Second
+		c.FailoverHeartbeatTTL = 30 * time.Second
+		c.GossipDeadGrace = 300 * time.Millisecond
+	})
+	n := mock.Node()
+	registerNode(t, s, n)
+	member := structs.Member{Name: n.Name, Role: structs.RoleClient, Region: s.config.Region, NodeID: n.ID}
+	s.HandleMemberEvent(structs.MemberEvent{Type: structs.MemberEventFailed, Member: member})
+	s.HandleMemberEvent(structs.MemberEvent{Type: structs.MemberEventJoin, Member: member})
+	// Well past the gossip grace: still up.
+	deadline := time.Now().Add(5 * 300 * time.Millisecond)
+	require.Never(t, func() bool {
+		got, _ := s.State().Snapshot().NodeByID(nil, n.ID)
+		return got.Status == structs.NodeStatusDown
+	}, time.Until(deadline), 50*time.Millisecond, "a node gossip sees alive again was marked down")
+}

@@ -35,8 +35,12 @@ func (s *Server) memberLoop() {
 				continue
 			}
 			if !ev.Member.IsServer() {
-				if ev.Type == structs.MemberEventFailed && ev.Member.NodeID != "" {
+				switch {
+				case ev.Member.NodeID == "":
+				case ev.Type == structs.MemberEventFailed:
 					s.heartbeats.hurry(ev.Member.NodeID, s.config.GossipDeadGrace)
+				case ev.Type == structs.MemberEventJoin || ev.Type == structs.MemberEventUpdate:
+					s.heartbeats.relax(ev.Member.NodeID)
 				}
 				continue
 			}
