@@ -39,6 +39,7 @@ const (
 	DefaultLogMaxBytes         = 10 << 20
 	DefaultLogMaxFiles         = 2
 	DefaultFingerprintInterval = 15 * time.Second
+	DefaultShutdownWait        = 10 * time.Second
 	DefaultUpdateWindow        = 50 * time.Millisecond
 	DefaultLogRotateInterval   = time.Second
 )
@@ -96,6 +97,9 @@ type Config struct {
 	FingerprintInterval time.Duration // re-fingerprint drivers and CNI
 	UpdateWindow        time.Duration // status updates within it share one RPC
 	LogRotateInterval   time.Duration // how often log sizes are checked
+	// ShutdownWait bounds how long Shutdown waits for allocation runners
+	// to let go: they do at once, unless a driver call hangs.
+	ShutdownWait time.Duration
 	// FingerprintPaths are the host files read; zero means the host's.
 	FingerprintPaths fingerprint.Paths
 }
@@ -153,6 +157,9 @@ func (c *Config) fill() error {
 	}
 	if c.LogRotateInterval <= 0 {
 		c.LogRotateInterval = DefaultLogRotateInterval
+	}
+	if c.ShutdownWait <= 0 {
+		c.ShutdownWait = DefaultShutdownWait
 	}
 	if c.FingerprintPaths == (fingerprint.Paths{}) {
 		c.FingerprintPaths = fingerprint.DefaultPaths()
@@ -311,10 +318,22 @@ func (c *Client) Shutdown() error {
 			runners = append(runners, ar)
 		}
 		c.allocsMu.RUnlock()
-		for _, ar := range runners {
-			<-ar.waitCh
+		stopped := make(chan struct{})
+		go func() {
+			for _, ar := range runners {
+				<-ar.waitCh
+			}
+			c.destroyWG.Wait()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(c.cfg.ShutdownWait):
+			// A containerd that stopped answering must not keep the
+			// agent from exiting; the next start picks up where this
+			// one left off (reattach, or destroy what is gone).
+			c.logger.Warn("allocation runners did not stop in time; shutting down without them", "waited", c.cfg.ShutdownWait)
 		}
-		c.destroyWG.Wait()
 		c.db.Close()
 	})
 	return nil

@@ -5,12 +5,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/drover-sh/drover/client/driver"
+	"github.com/drover-sh/drover/client/driver/mock"
 	"github.com/drover-sh/drover/structs"
 )
 
@@ -293,4 +295,46 @@ func TestClient_ShutdownSendsLastStates(t *testing.T) {
 	got, err = srv.State().Snapshot().AllocByID(nil, a.ID)
 	require.NoError(t, err)
 	require.Equal(t, structs.AllocClientComplete, got.ClientStatus)
+}
+
+// hangingDriver is the mock driver whose StopTask never returns, as a
+// containerd that stopped answering would behave.
+type hangingDriver struct {
+	*mock.Driver
+	release chan struct{}
+	called  *atomic.Bool
+}
+
+func (d hangingDriver) StopTask(ctx context.Context, id string, timeout time.Duration, signal string) error {
+	d.called.Store(true)
+	<-d.release
+	return nil
+}
+
+// A runner stuck in a driver call does not keep Shutdown from returning.
+func TestClient_ShutdownDoesNotWaitForAHungDriver(t *testing.T) {
+	srv := testServer(t)
+	n := newTestNode(t, srv)
+	release, called := make(chan struct{}), new(atomic.Bool)
+	t.Cleanup(func() { close(release) })
+	n.cb = func(c *Config) {
+		c.Driver = hangingDriver{Driver: mock.New(n.store, "containerd"), release: release, called: called}
+		c.ShutdownWait = 300 * time.Millisecond
+	}
+	c := n.start()
+	job := testJob(structs.JobTypeService, 1, map[string]string{"run_for": "1h"}, nil)
+	registerJob(t, srv, job)
+	a := waitAlloc(t, srv, job)
+	waitServerStatus(t, srv, a.ID, structs.AllocClientRunning, 10*time.Second)
+	stopJob(t, srv, job)
+	require.Eventually(t, called.Load, 10*time.Second, 10*time.Millisecond, "the stop did not reach the driver")
+
+	done := make(chan error, 1)
+	go func() { done <- c.Shutdown() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown waits on the hung stop")
+	}
 }
