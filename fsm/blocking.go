@@ -35,9 +35,11 @@ func (s *StateStore) BlockingQuery(ctx context.Context, minIndex uint64, maxWait
 	}
 	maxWait = min(maxWait, structs.MaxQueryTime)
 	maxWait += rand.N(maxWait/16 + 1)
-	waitCtx, cancel := context.WithTimeout(ctx, maxWait)
-	defer cancel()
-
+	deadline := time.Now().Add(maxWait)
+	// The wait's context (and its timer) is made only when the first
+	// answer is not new enough: many queries (a client fetching the
+	// allocations it was just told about) are answered at once.
+	var waitCtx context.Context
 	for {
 		ws := memdb.NewWatchSet()
 		ws.Add(store.AbandonCh())
@@ -45,6 +47,11 @@ func (s *StateStore) BlockingQuery(ctx context.Context, minIndex uint64, maxWait
 		idx = max(idx, 1)
 		if err != nil || idx > minIndex {
 			return idx, err
+		}
+		if waitCtx == nil {
+			var cancel context.CancelFunc
+			waitCtx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
 		}
 		if err := ws.WatchCtx(waitCtx); err != nil {
 			// The wait ended without a change: report why only when the
