@@ -1,8 +1,8 @@
 package structs
 
 import (
-	"bytes"
 	"fmt"
+	"sync"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 )
@@ -52,13 +52,43 @@ var msgpackHandle = func() *codec.MsgpackHandle {
 func MsgpackHandle() *codec.MsgpackHandle { return msgpackHandle }
 
 // Encode returns the Raft entry for msg: its type byte, then msgpack.
+//
+// The body is encoded into a pooled buffer and copied out at its final
+// size: growing a fresh buffer to a plan's size (hundreds of KB) zeroed
+// and copied it at every doubling, about 3% of the leader's CPU in the
+// e2e scheduler bench.
 func Encode(t MessageType, msg any) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteByte(byte(t))
-	if err := codec.NewEncoder(&buf, msgpackHandle).Encode(msg); err != nil {
+	e := encoders.Get().(*entryEncoder)
+	defer e.put()
+	e.enc.ResetBytes(&e.buf)
+	if err := e.enc.Encode(msg); err != nil {
 		return nil, fmt.Errorf("encoding message type %d: %w", t, err)
 	}
-	return buf.Bytes(), nil
+	// append allocates without zeroing what it copies over.
+	return append([]byte{byte(t)}, e.buf...), nil
+}
+
+// entryEncoder is a reusable encoder and its output buffer.
+type entryEncoder struct {
+	enc *codec.Encoder
+	buf []byte
+}
+
+// maxPooledEntry bounds the buffers kept for reuse, so one huge entry
+// does not pin its buffer.
+const maxPooledEntry = 4 << 20
+
+var encoders = sync.Pool{New: func() any {
+	e := &entryEncoder{buf: make([]byte, 0, 4096)}
+	e.enc = codec.NewEncoderBytes(&e.buf, msgpackHandle)
+	return e
+}}
+
+func (e *entryEncoder) put() {
+	if cap(e.buf) > maxPooledEntry {
+		return
+	}
+	encoders.Put(e)
 }
 
 // Decode decodes a msgpack body (the entry without its type byte) into out.
