@@ -52,3 +52,28 @@ func BenchmarkEncode_PlanEntry1000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecode_JobRegister decodes a job registration entry, as every
+// server's FSM does for each registration.
+func BenchmarkDecode_JobRegister(b *testing.B) {
+	buf, err := structs.Encode(structs.JobRegisterRequestType, &structs.JobRegisterRequest{Job: mock.Job()})
+	require.NoError(b, err)
+	b.ReportAllocs()
+	for b.Loop() {
+		var req structs.JobRegisterRequest
+		if err := structs.Decode(buf[1:], &req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEncode_JobRegister encodes a job registration entry.
+func BenchmarkEncode_JobRegister(b *testing.B) {
+	req := &structs.JobRegisterRequest{Job: mock.Job()}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := structs.Encode(structs.JobRegisterRequestType, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
