@@ -325,6 +325,13 @@ func evaluateNodePlan(snap *fsm.StateSnapshot, overlays []*structs.PlanResult, p
 	if node == nil {
 		return false, "node does not exist", nil
 	}
+	if onlyNewPlacements(overlays, plan, nodeID) {
+		ok, reason, err := newPlacementsFit(snap, node, placed)
+		if err != nil {
+			return fail(err)
+		}
+		return ok, reason, nil
+	}
 
 	// stored is the snapshot's version of each allocation the plan or the
 	// overlays touch on this node (nil: none); current lays the overlays,
@@ -422,6 +429,62 @@ func evaluateNodePlan(snap *fsm.StateSnapshot, overlays []*structs.PlanResult, p
 		if f := final[id]; f != nil && !f.TerminalStatus() {
 			u.Add(f)
 		}
+	}
+	if ok, dim := scheduler.UsageFits(node, u); !ok {
+		return false, "resources exhausted: " + dim, nil
+	}
+	return true, "", nil
+}
+
+// onlyNewPlacements reports whether plan only places allocations the
+// store has never seen (CreateIndex 0) on nodeID, with nothing stopped
+// there and no plan in flight touching the node: the common case of a
+// plan spread over a large cluster, which needs none of the bookkeeping
+// of allocations replaced or changed on the node.
+func onlyNewPlacements(overlays []*structs.PlanResult, plan *structs.Plan, nodeID string) bool {
+	if len(plan.NodeUpdate[nodeID]) > 0 {
+		return false
+	}
+	for _, o := range overlays {
+		if len(o.NodeUpdate[nodeID]) > 0 || len(o.NodeAllocation[nodeID]) > 0 {
+			return false
+		}
+	}
+	for _, a := range plan.NodeAllocation[nodeID] {
+		if a.CreateIndex != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// newPlacementsFit checks allocations the store has never seen: the node
+// must take new work and hold them on top of its usage row.
+func newPlacementsFit(snap *fsm.StateSnapshot, node *structs.Node, placed []*structs.Allocation) (bool, string, error) {
+	var u *structs.NodeUsage
+	for _, a := range placed {
+		if a.TerminalStatus() {
+			// Annotating a finished allocation takes nothing.
+			continue
+		}
+		if u == nil {
+			if !node.Ready() {
+				return false, nodeNotReadyReason(node), nil
+			}
+			row, err := snap.NodeUsage(nil, node.ID)
+			if err != nil {
+				return false, "", err
+			}
+			if row != nil {
+				u = row.Copy()
+			} else {
+				u = &structs.NodeUsage{NodeID: node.ID}
+			}
+		}
+		u.Add(a)
+	}
+	if u == nil {
+		return true, "", nil
 	}
 	if ok, dim := scheduler.UsageFits(node, u); !ok {
 		return false, "resources exhausted: " + dim, nil

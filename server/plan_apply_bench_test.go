@@ -95,6 +95,22 @@ func BenchmarkPlanVerify_1000Allocs(b *testing.B) {
 	}
 }
 
+// BenchmarkPlanVerify_1000Allocs1000Nodes verifies a plan that places
+// one allocation on each of 1,000 nodes, the shape of the e2e scheduler
+// bench's plans.
+func BenchmarkPlanVerify_1000Allocs1000Nodes(b *testing.B) {
+	s, build := benchPlanSetup(b, 1000)
+	plan := build(structs.GenerateUUID(), 1000)
+	snap := s.State().Snapshot()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		result, err := evaluatePlan(snap, nil, plan)
+		require.NoError(b, err)
+		require.Empty(b, result.RejectedNodes)
+	}
+}
+
 // BenchmarkPipeline_Placements measures the leader's whole pipeline in
 // one process and one server: 10 jobs of 1,000 allocations registered at
 // once on 1,000 nodes, until every evaluation is complete. It reports
