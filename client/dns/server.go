@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -62,16 +63,9 @@ func (s *Server) Listen(addr string) error {
 	if _, ok := s.servers[addr]; ok {
 		return nil
 	}
-	pc, err := net.ListenPacket("udp", addr)
+	pc, ln, err := listenPair(addr)
 	if err != nil {
-		return fmt.Errorf("dns listen on udp %s: %w", addr, err)
-	}
-	// The TCP socket takes the port UDP got (addr may ask for port 0).
-	tcpAddr := net.JoinHostPort(hostOf(addr), strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port))
-	ln, err := net.Listen("tcp", tcpAddr)
-	if err != nil {
-		pc.Close()
-		return fmt.Errorf("dns listen on tcp %s: %w", tcpAddr, err)
+		return err
 	}
 	handler := dns.HandlerFunc(s.serveDNS)
 	udp := &dns.Server{PacketConn: pc, Handler: handler}
@@ -86,6 +80,32 @@ func (s *Server) Listen(addr string) error {
 	}
 	s.logger.Info("dns server listening", "address", pc.LocalAddr().String())
 	return nil
+}
+
+// listenPair binds UDP and TCP on the same port. With port 0 the kernel
+// picks the UDP port, and that port may be taken on TCP by someone else:
+// then it tries again with another, a few times.
+func listenPair(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	attempts := 1
+	if port == "0" {
+		attempts = 16
+	}
+	for i := 0; ; i++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dns listen on udp %s: %w", addr, err)
+		}
+		tcpAddr := net.JoinHostPort(hostOf(addr), strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port))
+		ln, err := net.Listen("tcp", tcpAddr)
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if i+1 >= attempts || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, fmt.Errorf("dns listen on tcp %s: %w", tcpAddr, err)
+		}
+	}
 }
 
 // Addrs returns the UDP addresses served (with the ports actually bound).

@@ -153,6 +153,23 @@ func TestServer_ListenAddsAddresses(t *testing.T) {
 	require.Error(t, s.Listen("127.0.0.1:0"))
 }
 
+func TestServer_ListenFixedPortTakenOnTCP(t *testing.T) {
+	// A port free on UDP but taken on TCP: with the port named, that is
+	// the caller's error and nothing stays bound; port 0 finds a pair.
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer tcp.Close()
+	s := NewServer(NewCatalog(), 0, nil)
+	t.Cleanup(s.Close)
+	err = s.Listen(tcp.Addr().String())
+	require.ErrorContains(t, err, "dns listen on tcp")
+	require.Empty(t, s.Addrs())
+	pc, err := net.ListenPacket("udp", tcp.Addr().String())
+	require.NoError(t, err, "the failed Listen released its UDP socket")
+	pc.Close()
+	require.NoError(t, s.Listen("127.0.0.1:0"))
+}
+
 // fakeRegistry answers Service.NodeServices as a server would: blocking
 // while the caller's index is current.
 type fakeRegistry struct {
