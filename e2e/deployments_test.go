@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -173,18 +174,7 @@ func (s *httpSampler) answering() map[string]int {
 // waitAnswering waits until the sampler saw exactly want, by body.
 func (s *httpSampler) waitAnswering(t *testing.T, want map[string]int, within time.Duration) {
 	t.Helper()
-	require.Eventually(t, func() bool {
-		got := s.answering()
-		if len(got) != len(want) {
-			return false
-		}
-		for k, v := range want {
-			if got[k] != v {
-				return false
-			}
-		}
-		return true
-	}, within, 50*time.Millisecond, "want %v answering, have %v", want, s.answering())
+	require.Eventually(t, func() bool { return maps.Equal(s.answering(), want) }, within, 50*time.Millisecond, "want %v answering, have %v", want, s.answering())
 }
 
 // jobRun runs `drover job run FILE` following the deployment, and

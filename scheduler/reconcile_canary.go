@@ -26,7 +26,7 @@ func (rc *reconciler) splitCanaries(tg *structs.TaskGroup, allocs []*structs.All
 	u := rc.updates(tg.Name)
 	rest = allocs[:0:0]
 	for _, a := range allocs {
-		if a.DeploymentID != d.ID || !isCanary(a) {
+		if a.DeploymentID != d.ID || !a.IsCanary() {
 			rest = append(rest, a)
 			continue
 		}
@@ -111,9 +111,4 @@ func (rc *reconciler) placeCanaries(tg *structs.TaskGroup, s *structs.UpdateStra
 		rc.r.place = append(rc.r.place, &placement{name: a.Name, index: allocIndex(a.Name), tg: tg, canary: true})
 		u.Canary++
 	}
-}
-
-// isCanary reports whether the scheduler placed a as a canary.
-func isCanary(a *structs.Allocation) bool {
-	return a.DeploymentStatus != nil && a.DeploymentStatus.Canary
 }

@@ -414,7 +414,7 @@ func TestReconcileCanaryProperties(t *testing.T) {
 				continue
 			}
 			set := rest
-			if cur != nil && a.DeploymentID == cur.ID && isCanary(a) && cur.Active() && cur.JobVersion == job.Version && !cur.TaskGroups[a.TaskGroup].Promoted {
+			if cur != nil && a.DeploymentID == cur.ID && a.IsCanary() && cur.Active() && cur.JobVersion == job.Version && !cur.TaskGroups[a.TaskGroup].Promoted {
 				set = waiting
 			}
 			if set[a.TaskGroup] == nil {

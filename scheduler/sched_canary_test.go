@@ -43,7 +43,7 @@ func setHealthy(h *Harness, allocs ...*structs.Allocation) {
 	for _, a := range allocs {
 		c := a.Copy()
 		c.ClientStatus = structs.AllocClientRunning
-		c.DeploymentStatus = &structs.AllocDeploymentStatus{Healthy: &healthy, Canary: isCanary(a)}
+		c.DeploymentStatus = &structs.AllocDeploymentStatus{Healthy: &healthy, Canary: a.IsCanary()}
 		upd = append(upd, c)
 	}
 	h.State.UpsertAllocs(upd...)
@@ -68,7 +68,7 @@ func TestServiceSched_CanaryWaitsForPromotion(t *testing.T) {
 	require.Len(t, old, 3)
 	require.Len(t, cur, 1)
 	canary := cur[0]
-	require.True(t, isCanary(canary))
+	require.True(t, canary.IsCanary())
 	require.Contains(t, []string{old[0].Name, old[1].Name, old[2].Name}, canary.Name)
 	u := h.LastPlan().Annotations.DesiredTGUpdates["web"]
 	require.Equal(t, 1, u.Canary)
@@ -159,7 +159,7 @@ func TestServiceSched_NewVersionDropsWaitingCanaries(t *testing.T) {
 	old, cur := byVersion(t, h, v3)
 	require.Len(t, old, 3, "v1 keeps running")
 	require.Len(t, cur, 1, "one canary of v3")
-	require.True(t, isCanary(cur[0]))
+	require.True(t, cur[0].IsCanary())
 	d := latestDeployment(t, h, v3)
 	require.Equal(t, v3.Version, d.JobVersion)
 	require.Equal(t, 1, d.TaskGroups["web"].DesiredCanaries)
@@ -199,7 +199,7 @@ func latestCanary(t *testing.T, h *Harness, job *structs.Job) *structs.Allocatio
 	require.NoError(t, err)
 	var out *structs.Allocation
 	for _, a := range all {
-		if isCanary(a) && (out == nil || a.CreateIndex > out.CreateIndex) {
+		if a.IsCanary() && (out == nil || a.CreateIndex > out.CreateIndex) {
 			out = a
 		}
 	}

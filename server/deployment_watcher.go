@@ -149,7 +149,7 @@ func deploymentProgress(d *structs.Deployment, allocs []*structs.Allocation, now
 			continue
 		}
 		s.PlacedAllocs++
-		if isCanaryAlloc(a) {
+		if a.IsCanary() {
 			s.PlacedCanaries = append(s.PlacedCanaries, a.ID)
 		}
 		if ds := a.DeploymentStatus; ds != nil && ds.Healthy != nil {
@@ -237,18 +237,13 @@ func sameCounts(a, b *structs.Deployment) bool {
 	return true
 }
 
-// isCanaryAlloc reports whether the scheduler placed a as a canary.
-func isCanaryAlloc(a *structs.Allocation) bool {
-	return a.DeploymentStatus != nil && a.DeploymentStatus.Canary
-}
-
 // canaryHealth counts the healthy live canaries of each group among a
 // deployment's allocations.
 func canaryHealth(allocs []*structs.Allocation) map[string]int {
 	out := make(map[string]int)
 	for _, a := range allocs {
 		ds := a.DeploymentStatus
-		if isCanaryAlloc(a) && !a.TerminalStatus() && ds.Healthy != nil && *ds.Healthy {
+		if a.IsCanary() && !a.TerminalStatus() && ds.Healthy != nil && *ds.Healthy {
 			out[a.TaskGroup]++
 		}
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"maps"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -370,7 +371,7 @@ func TestDeploymentWatcher_CanaryManualPromotion(t *testing.T) {
 	require.Equal(t, 4, s.PlacedAllocs, "the canary and three replacements")
 	require.Equal(t, 4, s.HealthyAllocs)
 	require.Eventually(t, func() bool {
-		return assertEqualMap(liveByVersion(t, srv, job), map[string]int{"2": 4})
+		return maps.Equal(liveByVersion(t, srv, job), map[string]int{"2": 4})
 	}, 5*time.Second, 10*time.Millisecond)
 
 	// A second promotion is refused with a reason.
@@ -392,18 +393,6 @@ func TestDeploymentWatcher_CanaryAutoPromote(t *testing.T) {
 	require.True(t, done.TaskGroups["web"].Promoted)
 	require.Len(t, done.TaskGroups["web"].PlacedCanaries, 1)
 	require.Eventually(t, func() bool {
-		return assertEqualMap(liveByVersion(t, srv, job), map[string]int{"2": 4})
+		return maps.Equal(liveByVersion(t, srv, job), map[string]int{"2": 4})
 	}, 5*time.Second, 10*time.Millisecond)
-}
-
-func assertEqualMap(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }

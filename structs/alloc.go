@@ -173,6 +173,12 @@ func (a *Allocation) Stub() *AllocListStub {
 	return s
 }
 
+// IsCanary reports whether the scheduler placed the allocation as a
+// canary of its deployment.
+func (a *Allocation) IsCanary() bool {
+	return a.DeploymentStatus != nil && a.DeploymentStatus.Canary
+}
+
 // TerminalStatus reports whether the allocation is stopped or finished,
 // whichever side decided it.
 func (a *Allocation) TerminalStatus() bool {
