@@ -76,10 +76,12 @@ func schema() *memdb.DBSchema {
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":  {Name: "id", Unique: true, Indexer: stringField("ID", func(a *structs.Allocation) string { return a.ID })},
 				"job": {Name: "job", Indexer: nsKey(allocNamespace, "JobID", func(a *structs.Allocation) string { return a.JobID })},
-				// References that may legitimately be empty (an allocation
-				// outside any deployment) are optional.
-				"node":       {Name: "node", AllowMissing: true, Indexer: stringField("NodeID", func(a *structs.Allocation) string { return a.NodeID })},
-				"deployment": {Name: "deployment", AllowMissing: true, Indexer: stringField("DeploymentID", func(a *structs.Allocation) string { return a.DeploymentID })},
+				"node": {Name: "node", AllowMissing: true, Indexer: stringField("NodeID", func(a *structs.Allocation) string { return a.NodeID })},
+				// No index by deployment: every allocation write (a
+				// placement, each client report) would update one more
+				// tree on every server, about a third more work per
+				// write; a deployment's allocations are read from its
+				// job's instead (AllocsByDeployment).
 				// stopped orders the terminal allocations by the Raft index
 				// of their last write, so the leader's watcher reads only
 				// those that stopped since it last looked.

@@ -143,26 +143,21 @@ func markStableTxn(txn *memdb.Txn, index uint64, d *structs.Deployment) error {
 // from the allocations table, and with health also its healthy and
 // unhealthy counts. d must be the caller's own copy.
 func countDeploymentTxn(txn *memdb.Txn, d *structs.Deployment, health bool) error {
-	it, err := txn.Get(tableAllocs, "deployment", d.ID)
-	if err != nil {
-		return fmt.Errorf("listing allocations of deployment %q: %w", d.ID, err)
-	}
 	for _, s := range d.TaskGroups {
 		s.PlacedAllocs, s.PlacedCanaries = 0, nil
 		if health {
 			s.HealthyAllocs, s.UnhealthyAllocs = 0, 0
 		}
 	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		a := raw.(*structs.Allocation)
+	return deploymentAllocsTxn(txn, nil, d, func(a *structs.Allocation) {
 		s := d.TaskGroups[a.TaskGroup]
 		if s == nil {
-			continue
+			return
 		}
 		s.PlacedAllocs++
 		ds := a.DeploymentStatus
 		if ds == nil {
-			continue
+			return
 		}
 		if ds.Canary {
 			s.PlacedCanaries = append(s.PlacedCanaries, a.ID)
@@ -174,6 +169,5 @@ func countDeploymentTxn(txn *memdb.Txn, d *structs.Deployment, health bool) erro
 				s.UnhealthyAllocs++
 			}
 		}
-	}
-	return nil
+	})
 }

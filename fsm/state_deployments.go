@@ -101,7 +101,25 @@ func (s *StateStore) upsertDeployment(index uint64, d *structs.Deployment) error
 	return nil
 }
 
-// AllocsByDeployment returns the allocations placed by a deployment.
-func (r *stateReader) AllocsByDeployment(ws memdb.WatchSet, deploymentID string) ([]*structs.Allocation, error) {
-	return r.allocsBy(ws, "deployment", deploymentID)
+// AllocsByDeployment returns the allocations placed by a deployment,
+// read from those of its job; ws watches all of the job's.
+func (r *stateReader) AllocsByDeployment(ws memdb.WatchSet, d *structs.Deployment) ([]*structs.Allocation, error) {
+	var out []*structs.Allocation
+	err := deploymentAllocsTxn(r.readTxn(), ws, d, func(a *structs.Allocation) { out = append(out, a) })
+	return out, err
+}
+
+// deploymentAllocsTxn calls fn with each allocation of deployment d.
+func deploymentAllocsTxn(txn *memdb.Txn, ws memdb.WatchSet, d *structs.Deployment, fn func(*structs.Allocation)) error {
+	it, err := txn.Get(tableAllocs, "job", d.Namespace, d.JobID)
+	if err != nil {
+		return fmt.Errorf("listing allocations of deployment %q: %w", d.ID, err)
+	}
+	watch(ws, it.WatchCh())
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if a := raw.(*structs.Allocation); a.DeploymentID == d.ID {
+			fn(a)
+		}
+	}
+	return nil
 }

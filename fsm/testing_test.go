@@ -66,6 +66,7 @@ func mockAlloc(job *structs.Job, id, nodeID, evalID string) *structs.Allocation 
 		EvalID:        evalID,
 		Name:          job.ID + ".web[0]",
 		NodeID:        nodeID,
+		DeploymentID:  "dep-" + job.ID,
 		JobID:         job.ID,
 		Job:           job,
 		TaskGroup:     "web",

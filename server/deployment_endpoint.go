@@ -116,7 +116,7 @@ func (d *Deployment) promote(args *structs.DeploymentPromoteRequest, reply *stru
 	if err != nil {
 		return err
 	}
-	allocs, err := snap.AllocsByDeployment(nil, dep.ID)
+	allocs, err := snap.AllocsByDeployment(nil, dep)
 	if err != nil {
 		return err
 	}

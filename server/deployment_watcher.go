@@ -97,7 +97,7 @@ func (w *deploymentWatcher) watch(snap *fsm.StateSnapshot, ws memdb.WatchSet, d 
 		// evaluation that came with the change.
 		return time.Time{}, nil
 	}
-	allocs, err := snap.AllocsByDeployment(ws, d.ID)
+	allocs, err := snap.AllocsByDeployment(ws, d)
 	if err != nil {
 		return time.Time{}, err
 	}

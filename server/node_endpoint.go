@@ -318,9 +318,9 @@ func (n *Node) GetAllocs(args *structs.NodeSpecificRequest, reply *structs.NodeA
 }
 
 // GetClientAllocs is the cheap form of GetAllocs that clients watch: the
-// node's allocations as ID -> AllocModifyIndex, returned once the servers
-// changed one of them (placed, updated, stopped or removed it) after
-// MinQueryIndex.
+// node's allocations as ID -> AllocModifyIndex, and in full those changed
+// after MinQueryIndex, returned once the servers changed one of them
+// (placed, updated, stopped or removed it) after MinQueryIndex.
 //
 // The query blocks on the node's usage row (fsm.NodeUsage), whose index
 // moves only with such changes: not with the client's own status reports,
@@ -358,6 +358,11 @@ func (n *Node) GetClientAllocs(args *structs.NodeSpecificRequest, reply *structs
 	reply.Allocs = make(map[string]uint64, len(allocs))
 	for _, a := range allocs {
 		reply.Allocs[a.ID] = a.AllocModifyIndex
+		// Every allocation at or below the index the client saw was in
+		// the answer it saw it in: Raft indexes only grow.
+		if a.AllocModifyIndex > args.MinQueryIndex {
+			reply.Changed = append(reply.Changed, a)
+		}
 	}
 	return nil
 }

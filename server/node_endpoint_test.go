@@ -354,6 +354,7 @@ func TestNode_GetClientAllocsAndAllocGetAllocs(t *testing.T) {
 	var watch structs.NodeClientAllocsResponse
 	require.NoError(t, s.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{NodeID: node.ID}, &watch))
 	require.Equal(t, map[string]uint64{a0.ID: placed, a1.ID: placed}, watch.Allocs)
+	require.ElementsMatch(t, []string{a0.ID, a1.ID}, allocIDs(watch.Changed), "the first answer carries every allocation")
 
 	var ur structs.GenericResponse
 	require.NoError(t, s.RPC("Node.UpdateAllocs", &structs.AllocUpdateRequest{Alloc: []*structs.Allocation{{ID: a0.ID, ClientStatus: structs.AllocClientRunning}}}, &ur))
@@ -363,6 +364,7 @@ func TestNode_GetClientAllocsAndAllocGetAllocs(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(start), 200*time.Millisecond, "the client's own report does not end the watch")
 	require.Equal(t, watch.Index, again.Index)
 	require.Equal(t, watch.Allocs, again.Allocs, "a client's own update changes no AllocModifyIndex")
+	require.Empty(t, again.Changed)
 
 	// A stop by the servers does, at once.
 	type answer struct {
@@ -385,6 +387,9 @@ func TestNode_GetClientAllocsAndAllocGetAllocs(t *testing.T) {
 		r := a.resp
 		require.Equal(t, stopped, r.Index)
 		require.Equal(t, map[string]uint64{a0.ID: placed, a1.ID: stopped}, r.Allocs)
+		require.Len(t, r.Changed, 1, "only what changed after the index the client saw")
+		require.Equal(t, a1.ID, r.Changed[0].ID)
+		require.Equal(t, structs.AllocDesiredStop, r.Changed[0].DesiredStatus)
 		again = r
 	case <-time.After(5 * time.Second):
 		t.Fatal("a stop did not end the watch")
@@ -462,4 +467,12 @@ func TestNode_GetClientAllocsWakesOnRemoval(t *testing.T) {
 	require.NoError(t, s.RPC("Node.GetClientAllocs", &structs.NodeSpecificRequest{NodeID: node.ID, QueryOptions: structs.QueryOptions{MinQueryIndex: watch.Index, MaxQueryTime: 10 * time.Second}}, &again))
 	require.Equal(t, removed, again.Index)
 	require.Empty(t, again.Allocs)
+}
+
+func allocIDs(allocs []*structs.Allocation) []string {
+	ids := make([]string, len(allocs))
+	for i, a := range allocs {
+		ids[i] = a.ID
+	}
+	return ids
 }
