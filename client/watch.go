@@ -87,14 +87,9 @@ func (c *Client) watchLoop() {
 			}
 			continue
 		}
-		var changed []string
-		for id, idx := range resp.Allocs {
-			if seen[id] != idx {
-				changed = append(changed, id)
-			}
-		}
-		if len(changed) > 0 {
-			get := &structs.AllocsGetRequest{AllocIDs: changed}
+		changed, fetch := resp.Delta(seen)
+		if len(fetch) > 0 {
+			get := &structs.AllocsGetRequest{AllocIDs: fetch}
 			get.MinQueryIndex = resp.Index
 			get.AllowStale = true
 			var allocs structs.AllocsGetResponse
@@ -104,10 +99,13 @@ func (c *Client) watchLoop() {
 				}
 				continue
 			}
-			for _, a := range allocs.Allocs {
+			changed = append(changed, allocs.Allocs...)
+		}
+		if len(changed) > 0 {
+			for _, a := range changed {
 				seen[a.ID] = a.AllocModifyIndex
 			}
-			c.applyAllocs(allocs.Allocs)
+			c.applyAllocs(changed)
 		}
 		for id := range seen {
 			if _, ok := resp.Allocs[id]; !ok {

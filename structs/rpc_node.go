@@ -203,12 +203,39 @@ type NodeDeregisterRequest struct {
 }
 
 // NodeClientAllocsResponse is what a client watches: the allocations of
-// its node as ID -> AllocModifyIndex. The client fetches only those whose
-// index moved (Alloc.GetAllocs), so a node with many allocations does not
-// receive all of them, jobs included, each time one changes.
+// its node as ID -> AllocModifyIndex, and in full those the servers
+// changed after the request's MinQueryIndex (all of them when it is 0).
+// A node with many allocations so receives only what changed, jobs
+// included, and needs no second call for it. A client that finds an ID
+// whose index moved but that is not in Changed (a server of an older
+// version answered) fetches it with Alloc.GetAllocs.
 type NodeClientAllocsResponse struct {
-	Allocs map[string]uint64
+	Allocs  map[string]uint64
+	Changed []*Allocation
 	QueryMeta
+}
+
+// Delta compares the answer with seen, the AllocModifyIndex of each
+// allocation the client holds: it returns the allocations of Changed the
+// client does not hold at that index, and the IDs whose index moved that
+// Changed does not carry, which the client must fetch.
+func (r *NodeClientAllocsResponse) Delta(seen map[string]uint64) (changed []*Allocation, fetch []string) {
+	carried := make(map[string]bool, len(r.Changed))
+	for _, a := range r.Changed {
+		if idx, ok := r.Allocs[a.ID]; !ok || idx != a.AllocModifyIndex {
+			continue // not what the list says: fetch it
+		}
+		carried[a.ID] = true
+		if seen[a.ID] != a.AllocModifyIndex {
+			changed = append(changed, a)
+		}
+	}
+	for id, idx := range r.Allocs {
+		if seen[id] != idx && !carried[id] {
+			fetch = append(fetch, id)
+		}
+	}
+	return changed, fetch
 }
 
 // AllocsGetRequest fetches allocations by ID.

@@ -1,7 +1,7 @@
 // Package nodesim runs hollow client nodes: each registers through the
 // real Node RPCs, heartbeats at the TTL the servers ask for, watches its
-// allocations with a blocking Node.GetClientAllocs (fetching what changed
-// with Alloc.GetAllocs), and reports them running
+// allocations with a blocking Node.GetClientAllocs (which carries what
+// changed), and reports them running
 // (and complete once the servers stop them) through Node.UpdateAllocs,
 // without running anything. It lets the scheduler, the plan applier and
 // the heartbeat machinery be tested and benchmarked with thousands of
@@ -330,16 +330,11 @@ func (s *Sim) watchLoop(ctx context.Context, n *simNode) {
 			s.pause(ctx, 500*time.Millisecond)
 			continue
 		}
-		// Fetch only what changed since the node last looked, as a real
-		// client does.
-		var changed []string
-		for id, idx := range resp.Allocs {
-			if n.seen[id] != idx {
-				changed = append(changed, id)
-			}
-		}
-		if len(changed) > 0 {
-			get := &structs.AllocsGetRequest{AllocIDs: changed}
+		// Take what changed since the node last looked, as a real client
+		// does.
+		changed, fetch := resp.Delta(n.seen)
+		if len(fetch) > 0 {
+			get := &structs.AllocsGetRequest{AllocIDs: fetch}
 			get.MinQueryIndex = resp.Index
 			get.AllowStale = true
 			var allocs structs.AllocsGetResponse
@@ -347,10 +342,13 @@ func (s *Sim) watchLoop(ctx context.Context, n *simNode) {
 				s.pause(ctx, 500*time.Millisecond)
 				continue
 			}
-			for _, a := range allocs.Allocs {
+			changed = append(changed, allocs.Allocs...)
+		}
+		if len(changed) > 0 {
+			for _, a := range changed {
 				n.seen[a.ID] = a.AllocModifyIndex
 			}
-			s.observe(n, allocs.Allocs)
+			s.observe(n, changed)
 		}
 		for id := range n.seen {
 			if _, ok := resp.Allocs[id]; !ok {
