@@ -74,8 +74,8 @@ func schema() *memdb.DBSchema {
 		tableAllocs: {
 			Name: tableAllocs,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id":  {Name: "id", Unique: true, Indexer: stringField("ID", func(a *structs.Allocation) string { return a.ID })},
-				"job": {Name: "job", Indexer: nsKey(allocNamespace, "JobID", func(a *structs.Allocation) string { return a.JobID })},
+				"id":   {Name: "id", Unique: true, Indexer: stringField("ID", func(a *structs.Allocation) string { return a.ID })},
+				"job":  {Name: "job", Indexer: nsKey(allocNamespace, "JobID", func(a *structs.Allocation) string { return a.JobID })},
 				"node": {Name: "node", AllowMissing: true, Indexer: stringField("NodeID", func(a *structs.Allocation) string { return a.NodeID })},
 				// No index by deployment: every allocation write (a
 				// placement, each client report) would update one more
