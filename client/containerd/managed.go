@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -47,17 +48,39 @@ type ManagedConfig struct {
 
 // Managed is a containerd started (or adopted) by the agent. It runs in
 // its own process group and survives the agent: its tasks' shims do not
-// depend on it, and an agent that comes back adopts it.
+// depend on it, and an agent that comes back adopts it. While the agent
+// runs, a containerd that exits (crashed, killed) is started again, with
+// a backoff; tasks keep running under their shims meanwhile, and the new
+// containerd finds them.
 type Managed struct {
-	cfg     ManagedConfig
-	logger  hclog.Logger
-	sock    string
+	cfg    ManagedConfig
+	logger hclog.Logger
+	sock   string
+
+	mu      sync.Mutex
 	pid     int
 	adopted bool
 	// exited is closed when our own child has been reaped; nil when the
 	// process was adopted, since only its parent can wait for it.
 	exited chan struct{}
+	// restarts counts the starts after an unexpected exit.
+	restarts int
+
+	stopOnce       sync.Once
+	stopping       chan struct{} // closed by Stop
+	supervisorDone chan struct{}
 }
+
+// Restart backoff of the supervisor: doubling from min up to max, back to
+// min after a run of at least healthyRun.
+var (
+	restartMinBackoff = 250 * time.Millisecond
+	restartMaxBackoff = 30 * time.Second
+	healthyRun        = time.Minute
+	// adoptedPoll is how often the liveness of an adopted containerd,
+	// which cannot be waited for, is checked.
+	adoptedPoll = time.Second
+)
 
 // StartManaged starts containerd with a config under cfg.DataDir, or adopts
 // the one already answering on that socket (left by an agent that was
@@ -94,6 +117,18 @@ func StartManaged(cfg ManagedConfig) (*Managed, error) {
 		return nil, fmt.Errorf("managed containerd: %w", err)
 	}
 
+	if err := m.startOrAdopt(); err != nil {
+		return nil, err
+	}
+	m.stopping = make(chan struct{})
+	m.supervisorDone = make(chan struct{})
+	go m.supervise()
+	return m, nil
+}
+
+// startOrAdopt adopts a containerd already serving the socket, or starts
+// one.
+func (m *Managed) startOrAdopt() error {
 	if pid, ok := socketPeer(m.sock); ok && isContainerd(pid) {
 		return m.adopt(pid)
 	}
@@ -102,34 +137,108 @@ func StartManaged(cfg ManagedConfig) (*Managed, error) {
 		// waiting tells which.
 		return m.adopt(pid)
 	}
-	if err := m.start(); err != nil {
-		return nil, err
+	return m.start()
+}
+
+// supervise starts containerd again whenever it exits, until Stop.
+func (m *Managed) supervise() {
+	defer close(m.supervisorDone)
+	backoff := time.Duration(0)
+	for {
+		since := time.Now()
+		if !m.waitExit() {
+			return
+		}
+		pid := m.PID()
+		if time.Since(since) >= healthyRun {
+			backoff = 0
+		}
+		m.logger.Error("containerd exited; starting it again (running tasks are not affected)",
+			"pid", pid, "log", m.path("containerd.log"))
+		for {
+			backoff = min(max(2*backoff, restartMinBackoff), restartMaxBackoff)
+			select {
+			case <-m.stopping:
+				return
+			case <-time.After(backoff):
+			}
+			err := m.startOrAdopt()
+			if err == nil {
+				m.mu.Lock()
+				m.restarts++
+				m.mu.Unlock()
+				break
+			}
+			m.logger.Error("starting containerd again failed", "retry_in", min(2*backoff, restartMaxBackoff), "error", err)
+		}
 	}
-	return m, nil
+}
+
+// waitExit returns true once containerd has exited, false when Stop was
+// called first.
+func (m *Managed) waitExit() bool {
+	m.mu.Lock()
+	exited := m.exited
+	m.mu.Unlock()
+	if exited != nil {
+		select {
+		case <-exited:
+			return true
+		case <-m.stopping:
+			return false
+		}
+	}
+	t := time.NewTicker(adoptedPoll)
+	defer t.Stop()
+	for m.alive() {
+		select {
+		case <-t.C:
+		case <-m.stopping:
+			return false
+		}
+	}
+	return true
+}
+
+// Restarts is how many times containerd was started again after exiting.
+func (m *Managed) Restarts() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.restarts
 }
 
 // Address is containerd's gRPC socket.
 func (m *Managed) Address() string { return m.sock }
 
 // PID is containerd's process id.
-func (m *Managed) PID() int { return m.pid }
+func (m *Managed) PID() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pid
+}
 
 // Adopted reports whether this containerd was found running rather than
 // started.
-func (m *Managed) Adopted() bool { return m.adopted }
+func (m *Managed) Adopted() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.adopted
+}
 
 func (m *Managed) path(name string) string { return filepath.Join(m.cfg.DataDir, name) }
 
-func (m *Managed) adopt(pid int) (*Managed, error) {
-	m.pid, m.adopted = pid, true
+func (m *Managed) adopt(pid int) error {
+	m.mu.Lock()
+	m.pid, m.adopted, m.exited = pid, true, nil
+	m.mu.Unlock()
 	if err := m.waitReady(); err != nil {
-		return nil, fmt.Errorf("managed containerd: adopting pid %d: %w", pid, err)
+		return fmt.Errorf("managed containerd: adopting pid %d: %w", pid, err)
 	}
 	if err := m.writePID(); err != nil {
-		return nil, err
+		return err
 	}
 	m.logger.Info("adopted running containerd", "pid", pid, "address", m.sock)
-	return m, nil
+	return nil
 }
 
 func (m *Managed) start() error {
@@ -167,21 +276,23 @@ func (m *Managed) start() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("managed containerd: starting %s: %w", bin, err)
 	}
-	m.pid = cmd.Process.Pid
-	m.exited = make(chan struct{})
+	exited := make(chan struct{})
+	m.mu.Lock()
+	m.pid, m.adopted, m.exited = cmd.Process.Pid, false, exited
+	m.mu.Unlock()
 	go func() {
 		_ = cmd.Wait()
-		close(m.exited)
+		close(exited)
 	}()
 	if err := m.writePID(); err != nil {
-		_ = m.Stop()
+		_ = m.kill()
 		return err
 	}
 	if err := m.waitReady(); err != nil {
-		_ = m.Stop()
+		_ = m.kill()
 		return fmt.Errorf("managed containerd: %w; log %s ends with:\n%s", err, m.path("containerd.log"), tail(m.path("containerd.log"), 20))
 	}
-	m.logger.Info("started containerd", "pid", m.pid, "address", m.sock)
+	m.logger.Info("started containerd", "pid", m.PID(), "address", m.sock)
 	return nil
 }
 
@@ -227,9 +338,10 @@ func tomlString(s string) string {
 // is gone, or StartTimeout passes.
 func (m *Managed) waitReady() error {
 	deadline := time.Now().Add(m.cfg.StartTimeout)
+	pid := m.PID()
 	for {
 		if !m.alive() {
-			return fmt.Errorf("containerd (pid %d) exited before answering on %s", m.pid, m.sock)
+			return fmt.Errorf("containerd (pid %d) exited before answering on %s", pid, m.sock)
 		}
 		// A plain dial first: a gRPC client that failed once backs off
 		// for a second before trying again, a dial costs nothing.
@@ -239,7 +351,7 @@ func (m *Managed) waitReady() error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("containerd (pid %d) did not answer on %s within %s", m.pid, m.sock, m.cfg.StartTimeout)
+			return fmt.Errorf("containerd (pid %d) did not answer on %s within %s", pid, m.sock, m.cfg.StartTimeout)
 		}
 		time.Sleep(pollInterval)
 	}
@@ -257,27 +369,42 @@ func version(sock string) error {
 	return err
 }
 
-// Stop stops containerd: SIGTERM, then SIGKILL after a grace period. Tasks
-// keep running under their shims, and a later StartManaged on the same
-// DataDir finds them again.
+// Stop stops containerd, and its supervision: SIGTERM, then SIGKILL after
+// a grace period. Tasks keep running under their shims, and a later
+// StartManaged on the same DataDir finds them again.
 func (m *Managed) Stop() error {
+	m.stopSupervising()
+	return m.kill()
+}
+
+// stopSupervising ends the restarts and leaves containerd as it is.
+func (m *Managed) stopSupervising() {
+	if m.stopping != nil {
+		m.stopOnce.Do(func() { close(m.stopping) })
+		<-m.supervisorDone
+	}
+}
+
+// kill stops the current containerd process.
+func (m *Managed) kill() error {
 	defer os.Remove(m.path("containerd.pid"))
 	if !m.alive() {
 		return nil
 	}
-	if err := syscall.Kill(m.pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("managed containerd: stopping pid %d: %w", m.pid, err)
+	pid := m.PID()
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("managed containerd: stopping pid %d: %w", pid, err)
 	}
 	if m.waitGone(stopTimeout) {
-		m.logger.Info("stopped containerd", "pid", m.pid)
+		m.logger.Info("stopped containerd", "pid", pid)
 		return nil
 	}
-	m.logger.Warn("containerd ignored SIGTERM, killing it", "pid", m.pid, "timeout", stopTimeout)
-	if err := syscall.Kill(m.pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("managed containerd: killing pid %d: %w", m.pid, err)
+	m.logger.Warn("containerd ignored SIGTERM, killing it", "pid", pid, "timeout", stopTimeout)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("managed containerd: killing pid %d: %w", pid, err)
 	}
 	if !m.waitGone(stopTimeout) {
-		return fmt.Errorf("managed containerd: pid %d still running after SIGKILL", m.pid)
+		return fmt.Errorf("managed containerd: pid %d still running after SIGKILL", pid)
 	}
 	return nil
 }
@@ -294,19 +421,22 @@ func (m *Managed) waitGone(d time.Duration) bool {
 }
 
 func (m *Managed) alive() bool {
-	if m.exited != nil {
+	m.mu.Lock()
+	pid, exited := m.pid, m.exited
+	m.mu.Unlock()
+	if exited != nil {
 		select {
-		case <-m.exited:
+		case <-exited:
 			return false
 		default:
 			return true
 		}
 	}
-	return processAlive(m.pid)
+	return processAlive(pid)
 }
 
 func (m *Managed) writePID() error {
-	if err := os.WriteFile(m.path("containerd.pid"), []byte(strconv.Itoa(m.pid)+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(m.path("containerd.pid"), []byte(strconv.Itoa(m.PID())+"\n"), 0o644); err != nil {
 		return fmt.Errorf("managed containerd: %w", err)
 	}
 	return nil

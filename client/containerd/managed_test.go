@@ -38,6 +38,7 @@ func TestManaged_AdoptsRunningContainerd(t *testing.T) {
 
 	// The agent "dies": its handle is forgotten, containerd keeps running.
 	// The next agent adopts it instead of starting a second one.
+	m.stopSupervising()
 	m2, err := StartManaged(ManagedConfig{DataDir: dir, Logger: testLogger()})
 	require.NoError(t, err)
 	require.True(t, m2.Adopted())
@@ -109,6 +110,53 @@ func TestManaged_StopLeavesTasksRunning(t *testing.T) {
 	require.NoError(t, d2.StopTask(ctx, cfg.ID, 100*time.Millisecond, ""))
 	require.Equal(t, 9, waitExit(t, d2, cfg.ID, time.Second).Signal)
 	require.NoError(t, d2.DestroyTask(ctx, cfg.ID))
+}
+
+// A containerd that dies while the agent runs is started again, whether
+// the agent started it or adopted it; Stop ends that.
+func TestManaged_RestartsAfterCrash(t *testing.T) {
+	requireRuntime(t)
+	old := adoptedPoll
+	adoptedPoll = 50 * time.Millisecond
+	t.Cleanup(func() { adoptedPoll = old })
+	dir := managedDir(t)
+	first, err := StartManaged(ManagedConfig{DataDir: dir, Logger: testLogger()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = first.Stop() })
+
+	crash := func(m *Managed, restarts int) {
+		t.Helper()
+		pid := m.PID()
+		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+		require.Eventually(t, func() bool {
+			return m.Restarts() == restarts && m.PID() != pid && version(m.Address()) == nil
+		}, 30*time.Second, 20*time.Millisecond, "containerd was not started again")
+		require.False(t, m.Adopted())
+		pidfile, err := os.ReadFile(filepath.Join(dir, "containerd.pid"))
+		require.NoError(t, err)
+		require.Equal(t, m.PID(), atoi(t, strings.TrimSpace(string(pidfile))))
+	}
+	crash(first, 1)
+	crash(first, 2)
+
+	// An agent that adopted the running containerd supervises it too.
+	adopter, err := StartManaged(ManagedConfig{DataDir: dir, Logger: testLogger()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = adopter.Stop() })
+	require.True(t, adopter.Adopted())
+	first.stopSupervising() // that agent "died"
+	crash(adopter, 1)
+
+	pid := adopter.PID()
+	require.NoError(t, adopter.Stop())
+	select {
+	case <-adopter.supervisorDone:
+	default:
+		t.Fatal("Stop returned with the supervisor still running")
+	}
+	require.False(t, processAlive(pid))
+	_, alive := socketPeer(adopter.Address())
+	require.False(t, alive, "nothing answers after Stop")
 }
 
 func TestManaged_SocketPathTooLong(t *testing.T) {
