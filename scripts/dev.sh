@@ -96,8 +96,11 @@ start() {
 	echo "==> starting the dev agent (log: $log)"
 	nohup "$bin" agent -dev -data-dir "$data" >"$log" 2>&1 &
 	echo $! >"$pidfile"
+	# Ready with a healthy containerd: the node's record restored from an
+	# earlier run may still show the state that run ended in.
 	for _ in $(seq 1 300); do
-		if "$bin" node status 2>/dev/null | grep -q ready; then
+		self=$("$bin" node status -self 2>/dev/null || true)
+		if grep -q '^Status *= ready' <<<"$self" && grep -q 'containerd (healthy)' <<<"$self"; then
 			break
 		fi
 		if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
