@@ -143,31 +143,6 @@ func markStableTxn(txn *memdb.Txn, index uint64, d *structs.Deployment) error {
 // from the allocations table, and with health also its healthy and
 // unhealthy counts. d must be the caller's own copy.
 func countDeploymentTxn(txn *memdb.Txn, d *structs.Deployment, health bool) error {
-	for _, s := range d.TaskGroups {
-		s.PlacedAllocs, s.PlacedCanaries = 0, nil
-		if health {
-			s.HealthyAllocs, s.UnhealthyAllocs = 0, 0
-		}
-	}
-	return deploymentAllocsTxn(txn, nil, d, func(a *structs.Allocation) {
-		s := d.TaskGroups[a.TaskGroup]
-		if s == nil {
-			return
-		}
-		s.PlacedAllocs++
-		ds := a.DeploymentStatus
-		if ds == nil {
-			return
-		}
-		if ds.Canary {
-			s.PlacedCanaries = append(s.PlacedCanaries, a.ID)
-		}
-		if health && ds.Healthy != nil {
-			if *ds.Healthy {
-				s.HealthyAllocs++
-			} else {
-				s.UnhealthyAllocs++
-			}
-		}
-	})
+	d.ClearCounts(health)
+	return deploymentAllocsTxn(txn, nil, d, func(a *structs.Allocation) { d.CountAlloc(a, health) })
 }

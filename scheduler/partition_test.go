@@ -78,14 +78,8 @@ func TestService_WorkersPreferTheirShareOfNodes(t *testing.T) {
 		share[n.ID] = nodeShare(n.ID, 2)
 	}
 	for w := range 2 {
-		p := &sharedPlanner{Harness: h, share: w, shares: 2}
 		h.Plans = nil
-		job := mock.Job()
-		job.Groups[0].Count = 40
-		stored := h.State.UpsertJob(job)
-		eval := mock.EvalFor(stored)
-		h.State.UpsertEvals(eval)
-		p.process(t, eval)
+		placeJob(t, h, &sharedPlanner{Harness: h, share: w, shares: 2}, 40)
 		placed := placedNodes(h)
 		require.Len(t, placed, 40)
 		for _, id := range placed {
@@ -103,13 +97,7 @@ func TestService_WorkersPreferTheirShareOfNodes(t *testing.T) {
 			free++
 		}
 	})
-	p := &sharedPlanner{Harness: h, share: 0, shares: 2}
-	job := mock.Job()
-	job.Groups[0].Count = 20
-	stored := h.State.UpsertJob(job)
-	eval := mock.EvalFor(stored)
-	h.State.UpsertEvals(eval)
-	p.process(t, eval)
+	placeJob(t, h, &sharedPlanner{Harness: h, share: 0, shares: 2}, 20)
 	placed := placedNodes(h)
 	require.Len(t, placed, 20)
 	require.Positive(t, free)
@@ -142,4 +130,14 @@ func TestPreferPartition_OnlyForLargeClustersAndSeveralWorkers(t *testing.T) {
 		delete(before, n.ID)
 	}
 	require.Empty(t, before, "the same nodes, reordered")
+}
+
+// placeJob registers a job of count allocations and has p schedule it.
+func placeJob(t *testing.T, h *Harness, p *sharedPlanner, count int) {
+	t.Helper()
+	job := mock.Job()
+	job.Groups[0].Count = count
+	eval := mock.EvalFor(h.State.UpsertJob(job))
+	h.State.UpsertEvals(eval)
+	p.process(t, eval)
 }

@@ -118,8 +118,7 @@ func TestServiceSched_RollingUpdateMaxParallel(t *testing.T) {
 	// All replaced and healthy: the deployment completes.
 	setHealthy(h, liveAllocs(t, h, job)...)
 	require.NoError(t, h.Process(h.CreateEvals[len(h.CreateEvals)-1]))
-	d, err := h.State.LatestDeploymentByJob(job.Namespace, job.ID)
-	require.NoError(t, err)
+	d := latestDeployment(t, h, job)
 	require.Equal(t, structs.DeploymentStatusSuccessful, d.Status)
 	require.Equal(t, 3, d.TaskGroups["web"].PlacedAllocs)
 }

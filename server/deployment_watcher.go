@@ -135,32 +135,15 @@ func (w *deploymentWatcher) watch(snap *fsm.StateSnapshot, ws memdb.WatchSet, d 
 // step to take); wake is when a progress deadline falls.
 func deploymentProgress(d *structs.Deployment, allocs []*structs.Allocation, now time.Time) (nd *structs.Deployment, progressed bool, wake time.Time) {
 	nd = d.Copy()
-	for _, s := range nd.TaskGroups {
-		s.PlacedAllocs, s.HealthyAllocs, s.UnhealthyAllocs, s.PlacedCanaries = 0, 0, 0, nil
-	}
+	nd.ClearCounts(true)
 	healthyCanaries := canaryHealth(allocs)
 	var unhealthy string
 	// Allocations in a stable order, so the reason names the same one on
 	// every pass.
 	sort.Slice(allocs, func(i, j int) bool { return allocs[i].ID < allocs[j].ID })
 	for _, a := range allocs {
-		s := nd.TaskGroups[a.TaskGroup]
-		if s == nil {
-			continue
-		}
-		s.PlacedAllocs++
-		if a.IsCanary() {
-			s.PlacedCanaries = append(s.PlacedCanaries, a.ID)
-		}
-		if ds := a.DeploymentStatus; ds != nil && ds.Healthy != nil {
-			if *ds.Healthy {
-				s.HealthyAllocs++
-			} else {
-				s.UnhealthyAllocs++
-				if unhealthy == "" {
-					unhealthy = a.ID
-				}
-			}
+		if nd.CountAlloc(a, true) && unhealthy == "" {
+			unhealthy = a.ID
 		}
 	}
 	if autoPromote(nd, healthyCanaries, now) {

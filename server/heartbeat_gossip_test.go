@@ -15,12 +15,7 @@ import (
 // failed that keeps heartbeating stays up: the heartbeat is the authority.
 func TestHeartbeat_GossipFailureHurriesDownNode(t *testing.T) {
 	t.Parallel()
-	s := testServer(t, func(c *Config) {
-		c.MinHeartbeatTTL = 20 * time.Second
-		c.HeartbeatGrace = 10 * time.Second
-		c.FailoverHeartbeatTTL = 30 * time.Second
-		c.GossipDeadGrace = 300 * time.Millisecond
-	})
+	s := testServer(t, gossipHeartbeats)
 	dead, alive := mock.Node(), mock.Node()
 	registerNode(t, s, dead)
 	registerNode(t, s, alive)
@@ -51,12 +46,7 @@ func TestHeartbeat_GossipFailureHurriesDownNode(t *testing.T) {
 // refuted the failure) gets its full TTL back, heartbeat or not.
 func TestHeartbeat_GossipAliveAgainRestoresTTL(t *testing.T) {
 	t.Parallel()
-	s := testServer(t, func(c *Config) {
-		c.MinHeartbeatTTL = 20 * time.Second
-		c.HeartbeatGrace = 10 * time.Second
-		c.FailoverHeartbeatTTL = 30 * time.Second
-		c.GossipDeadGrace = 300 * time.Millisecond
-	})
+	s := testServer(t, gossipHeartbeats)
 	n := mock.Node()
 	registerNode(t, s, n)
 	member := structs.Member{Name: n.Name, Role: structs.RoleClient, Region: s.config.Region, NodeID: n.ID}
@@ -68,4 +58,13 @@ func TestHeartbeat_GossipAliveAgainRestoresTTL(t *testing.T) {
 		got, _ := s.State().Snapshot().NodeByID(nil, n.ID)
 		return got.Status == structs.NodeStatusDown
 	}, time.Until(deadline), 50*time.Millisecond, "a node gossip sees alive again was marked down")
+}
+
+// gossipHeartbeats gives a test server heartbeat TTLs far longer than its
+// gossip grace, so which of them marked a node down shows in the timing.
+func gossipHeartbeats(c *Config) {
+	c.MinHeartbeatTTL = 20 * time.Second
+	c.HeartbeatGrace = 10 * time.Second
+	c.FailoverHeartbeatTTL = 30 * time.Second
+	c.GossipDeadGrace = 300 * time.Millisecond
 }

@@ -52,6 +52,41 @@ func (d *Deployment) Active() bool {
 	return d.Status == DeploymentStatusRunning || d.Status == DeploymentStatusPaused
 }
 
+// ClearCounts zeroes each group's placed allocations and canaries, and
+// with health also its healthy and unhealthy counts, before they are
+// counted again with CountAlloc. d must be the caller's own copy.
+func (d *Deployment) ClearCounts(health bool) {
+	for _, s := range d.TaskGroups {
+		s.PlacedAllocs, s.PlacedCanaries = 0, nil
+		if health {
+			s.HealthyAllocs, s.UnhealthyAllocs = 0, 0
+		}
+	}
+}
+
+// CountAlloc adds one of d's allocations to its group's counts (health
+// too, with health) and reports whether the allocation is unhealthy.
+func (d *Deployment) CountAlloc(a *Allocation, health bool) (unhealthy bool) {
+	s := d.TaskGroups[a.TaskGroup]
+	if s == nil {
+		return false
+	}
+	s.PlacedAllocs++
+	if a.IsCanary() {
+		s.PlacedCanaries = append(s.PlacedCanaries, a.ID)
+	}
+	ds := a.DeploymentStatus
+	if !health || ds == nil || ds.Healthy == nil {
+		return false
+	}
+	if *ds.Healthy {
+		s.HealthyAllocs++
+		return false
+	}
+	s.UnhealthyAllocs++
+	return true
+}
+
 // Copy returns a deep copy of the deployment.
 func (d *Deployment) Copy() *Deployment {
 	if d == nil {
