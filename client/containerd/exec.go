@@ -89,6 +89,12 @@ func (d *Driver) ExecTask(ctx context.Context, id string, opts *driver.ExecOptio
 		case st := <-exited:
 			code, _, err := st.Result()
 			if err != nil {
+				if ctx.Err() != nil {
+					// Wait's stream ended because the caller went away
+					// (the deferred Delete kills the exec): the caller
+					// gets its own context's error, not gRPC's copy.
+					err = ctx.Err()
+				}
 				return 0, fmt.Errorf("task %s: exec %q: %w", id, opts.Command[0], err)
 			}
 			// Let the output finish copying before the caller reads it.
