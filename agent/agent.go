@@ -50,6 +50,8 @@ type Agent struct {
 	httpServer   *http.Server
 
 	devDataDir string
+	// dataDirLock is held while the agent runs (lockDataDir).
+	dataDirLock *os.File
 
 	joinCancel   context.CancelFunc
 	gcCancel     context.CancelFunc
@@ -71,20 +73,30 @@ func New(config *Config, logger hclog.Logger) (*Agent, error) {
 		ctx, a.gcCancel = context.WithCancel(context.Background())
 		tuneGC(ctx)
 	}
+	// From here a failure undoes what was done with Shutdown.
+	fail := func(err error) (*Agent, error) {
+		a.Shutdown(false)
+		return nil, err
+	}
 	if config.Dev && config.DataDir == "" {
 		dir, err := os.MkdirTemp("", "drover-dev-")
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		a.devDataDir = dir
 		config.DataDir = dir
 	}
 	if err := os.MkdirAll(config.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating data dir: %w", err)
+		return fail(fmt.Errorf("creating data dir: %w", err))
 	}
+	lock, err := lockDataDir(config.DataDir)
+	if err != nil {
+		return fail(err)
+	}
+	a.dataDirLock = lock
 	id, err := loadOrCreateNodeID(config.DataDir)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	a.nodeID = id
 	if config.Name == "" {
@@ -92,8 +104,7 @@ func New(config *Config, logger hclog.Logger) (*Agent, error) {
 	}
 
 	if err := a.start(); err != nil {
-		a.Shutdown(false)
-		return nil, err
+		return fail(err)
 	}
 	return a, nil
 }
@@ -278,6 +289,9 @@ func (a *Agent) Shutdown(leave bool) error {
 			err = a.server.Shutdown()
 		}
 		a.wg.Wait()
+		if a.dataDirLock != nil {
+			a.dataDirLock.Close() // releases the flock
+		}
 		if a.devDataDir != "" {
 			os.RemoveAll(a.devDataDir)
 		}

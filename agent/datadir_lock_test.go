@@ -1,0 +1,41 @@
+package agent
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A second agent on a data dir in use fails at once, naming the agent
+// that holds it, and binds nothing; once the first stops, it starts.
+func TestAgent_DataDirInUse(t *testing.T) {
+	prefix := loopbackBlock(t, 2)
+	dir := t.TempDir()
+	first := &testNode{t: t, name: "s1", ip: prefix + "1", dir: dir, expect: 1}
+	first.start()
+	t.Cleanup(first.stop)
+
+	second := &testNode{t: t, name: "s2", ip: prefix + "2", dir: dir, expect: 1}
+	start := time.Now()
+	_, err := New(second.config(), nil)
+	require.Error(t, err)
+	require.Less(t, time.Since(start), 5*time.Second)
+	require.ErrorContains(t, err, fmt.Sprintf("data dir %s is in use by another drover agent (pid %d)", dir, os.Getpid()))
+	// Nothing of the second agent is listening.
+	ln, err := net.Listen("tcp", net.JoinHostPort(prefix+"2", fmt.Sprint(DefaultHTTPPort)))
+	require.NoError(t, err)
+	ln.Close()
+
+	first.stop()
+	second.start()
+	t.Cleanup(second.stop)
+	b, err := os.ReadFile(filepath.Join(dir, lockFileName))
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprint(os.Getpid()), strings.TrimSpace(string(b)))
+}
