@@ -75,7 +75,7 @@ func New(config *Config, logger hclog.Logger) (*Agent, error) {
 	}
 	// From here a failure undoes what was done with Shutdown.
 	fail := func(err error) (*Agent, error) {
-		a.Shutdown(false)
+		a.shutdown(false, false)
 		return nil, err
 	}
 	if config.Dev && config.DataDir == "" {
@@ -258,10 +258,16 @@ func (a *Agent) Join(addrs []string) (int, error) {
 
 // Shutdown stops the agent. With leave, it first tells the gossip pool it
 // is leaving, so others see "left" at once rather than a failure later.
-func (a *Agent) Shutdown(leave bool) error {
+func (a *Agent) Shutdown(leave bool) error { return a.shutdown(leave, true) }
+
+// shutdown is Shutdown; after a failed start it is quiet, since a log
+// line would only stand between the user and the error.
+func (a *Agent) shutdown(leave, logIt bool) error {
 	var err error
 	a.shutdownOnce.Do(func() {
-		a.logger.Info("agent shutting down", "leave", leave)
+		if logIt {
+			a.logger.Info("agent shutting down", "leave", leave)
+		}
 		if a.joinCancel != nil {
 			a.joinCancel()
 		}
