@@ -49,8 +49,7 @@ Examples:
   drover node status 9f3c
   drover node status -self
   drover node status -verbose -json 9f3c`,
-		Flags: withCluster(jsonFlag(), verboseFlag(),
-			&cli.BoolFlag{Name: "self", DisableDefaultText: true, Usage: "show the node of the agent the CLI talks to"}),
+		Flags: withCluster(jsonFlag(), verboseFlag(), selfFlag("show the node of the agent the CLI talks to")),
 		Action: nodeStatus,
 	}
 }
@@ -64,14 +63,11 @@ func nodeStatus(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		self, err := client.Agent().Self(c.Context)
+		id, err := selfNodeID(c, client)
 		if err != nil {
-			return fmt.Errorf("asking the agent who it is: %w", err)
+			return err
 		}
-		if !strings.Contains(self.Role, structs.RoleClient) {
-			return fmt.Errorf("agent %s runs no client, so it is not a node (role %s)", self.Name, self.Role)
-		}
-		return showNode(c, self.NodeID)
+		return showNode(c, id)
 	}
 	switch c.NArg() {
 	case 0:
@@ -80,6 +76,43 @@ func nodeStatus(c *cli.Context) error {
 		return showNode(c, c.Args().First())
 	}
 	return wantArgs(c, 1, "[node id]")
+}
+
+// selfFlag is -self of the node commands.
+func selfFlag(usage string) cli.Flag {
+	return &cli.BoolFlag{Name: "self", DisableDefaultText: true, Usage: usage}
+}
+
+// selfNodeID is the node ID of the agent the CLI talks to.
+func selfNodeID(c *cli.Context, client *api.Client) (string, error) {
+	self, err := client.Agent().Self(c.Context)
+	if err != nil {
+		return "", fmt.Errorf("asking the agent who it is: %w", err)
+	}
+	if !strings.Contains(self.Role, structs.RoleClient) {
+		return "", fmt.Errorf("agent %s runs no client, so it is not a node (role %s)", self.Name, self.Role)
+	}
+	return self.NodeID, nil
+}
+
+// targetNode reads the node a command acts on: its one argument (an ID
+// or a unique prefix), or with -self the node of the agent the CLI talks
+// to.
+func targetNode(c *cli.Context, client *api.Client) (*structs.Node, error) {
+	if c.Bool("self") {
+		if c.NArg() > 0 {
+			return nil, usageErrorf(c, "-self takes no node id")
+		}
+		id, err := selfNodeID(c, client)
+		if err != nil {
+			return nil, err
+		}
+		return resolveNode(c, client, id)
+	}
+	if err := wantArgs(c, 1, "<node id>"); err != nil {
+		return nil, err
+	}
+	return resolveNode(c, client, c.Args().First())
 }
 
 func listNodes(c *cli.Context) error {
@@ -306,7 +339,7 @@ func nodeDrainCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "drain",
 		Usage:     "Move allocations off a node, or stop doing so",
-		UsageText: "drover node drain [options] -enable|-disable|-monitor <node id>",
+		UsageText: "drover node drain [options] -enable|-disable|-monitor <node id> | -self",
 		Description: `-enable marks the node (an ID or a unique prefix) ineligible for new
 allocations and migrates its allocations to other nodes, each group at its
 own max_parallel pace; those left at the deadline are stopped. -disable
@@ -316,6 +349,7 @@ given alone to watch a drain already running.
 
 Examples:
   drover node drain -enable -yes 9f3c
+  drover node drain -enable -yes -self
   drover node drain -enable -deadline 30m -ignore-system -monitor 9f3c
   drover node drain -disable 9f3c`,
 		Flags: withCluster(
@@ -328,15 +362,13 @@ Examples:
 			&cli.BoolFlag{Name: "keep-ineligible", DisableDefaultText: true, Usage: "with -disable: leave the node ineligible"},
 			&cli.BoolFlag{Name: "monitor", DisableDefaultText: true, Usage: "wait until the drain is complete"},
 			&cli.BoolFlag{Name: "yes", DisableDefaultText: true, Usage: "do not ask for confirmation"},
+			selfFlag("drain the node of the agent the CLI talks to"),
 		),
 		Action: nodeDrain,
 	}
 }
 
 func nodeDrain(c *cli.Context) error {
-	if err := wantArgs(c, 1, "<node id>"); err != nil {
-		return err
-	}
 	enable, disable, monitor := c.Bool("enable"), c.Bool("disable"), c.Bool("monitor")
 	if enable == disable && !(monitor && !enable) {
 		return usageErrorf(c, "give exactly one of -enable and -disable (or -monitor alone)")
@@ -360,7 +392,7 @@ func nodeDrain(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	node, err := resolveNode(c, client, c.Args().First())
+	node, err := targetNode(c, client)
 	if err != nil {
 		return err
 	}
@@ -468,25 +500,24 @@ func nodeEligibilityCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "eligibility",
 		Usage:     "Let a node take new allocations, or not",
-		UsageText: "drover node eligibility [options] -enable|-disable <node id>",
+		UsageText: "drover node eligibility [options] -enable|-disable <node id> | -self",
 		Description: `An ineligible node (an ID or a unique prefix) keeps what runs on it but
 gets no new allocations.
 
 Examples:
   drover node eligibility -disable 9f3c
-  drover node eligibility -enable 9f3c`,
+  drover node eligibility -enable 9f3c
+  drover node eligibility -disable -self`,
 		Flags: withCluster(
 			&cli.BoolFlag{Name: "enable", DisableDefaultText: true, Usage: "make the node eligible"},
 			&cli.BoolFlag{Name: "disable", DisableDefaultText: true, Usage: "make the node ineligible"},
+			selfFlag("act on the node of the agent the CLI talks to"),
 		),
 		Action: nodeEligibility,
 	}
 }
 
 func nodeEligibility(c *cli.Context) error {
-	if err := wantArgs(c, 1, "<node id>"); err != nil {
-		return err
-	}
 	enable, disable := c.Bool("enable"), c.Bool("disable")
 	if enable == disable {
 		return usageErrorf(c, "give exactly one of -enable and -disable")
@@ -495,7 +526,7 @@ func nodeEligibility(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	node, err := resolveNode(c, client, c.Args().First())
+	node, err := targetNode(c, client)
 	if err != nil {
 		return err
 	}

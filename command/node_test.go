@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/drover-sh/drover/api"
 	"github.com/drover-sh/drover/structs"
 )
 
@@ -224,4 +225,45 @@ func TestNodeEligibility(t *testing.T) {
 	r = run(t, "node", "eligibility", "9f3c0")
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "Error: give exactly one of -enable and -disable\n")
+}
+
+// -self acts on the node of the agent the CLI talks to, for status,
+// drain and eligibility alike; it takes no node ID, and an agent that
+// runs no client is not a node.
+func TestNode_Self(t *testing.T) {
+	f := newFakeAPI(t)
+	f.reply("GET /v1/agent/self", &api.AgentSelf{Name: "worker-a", NodeID: node1, Role: "client"})
+	f.reply("GET /v1/node/"+node1, fullNode())
+	f.reply("GET /v1/node/"+node1+"/allocations", nodeAllocs())
+	f.reply("PUT /v1/node/"+node1+"/drain", &structs.NodeUpdateStatusResponse{Index: 5})
+	f.reply("PUT /v1/node/"+node1+"/eligibility", &structs.NodeUpdateStatusResponse{Index: 6})
+
+	r := run(t, "node", "status", "-self")
+	requireOK(t, r)
+	require.Contains(t, r.stdout, "worker-a")
+
+	r = run(t, "node", "drain", "-enable", "-yes", "-self")
+	requireOK(t, r)
+	require.Equal(t, "Node \"9f3c0000\" drain strategy set\n", r.stdout)
+	require.JSONEq(t, `{"drain_spec": {"deadline": "1h0m0s", "ignore_system_jobs": false}, "mark_eligible": false}`,
+		string(f.find("PUT /v1/node/"+node1+"/drain").Body))
+
+	r = run(t, "node", "eligibility", "-disable", "-self")
+	requireOK(t, r)
+	require.Equal(t, "Node \"9f3c0000\" scheduling eligibility set: ineligible for scheduling\n", r.stdout)
+
+	for _, args := range [][]string{
+		{"status", "-self", "9f3c"},
+		{"drain", "-enable", "-yes", "-self", "9f3c"},
+		{"eligibility", "-enable", "-self", "9f3c"},
+	} {
+		r = run(t, append([]string{"node"}, args...)...)
+		require.Equal(t, 1, r.code, args)
+		require.Equal(t, "Error: -self takes no node id\nRun 'drover node "+args[0]+" -help' for usage.\n", r.stderr, args)
+	}
+
+	f.reply("GET /v1/agent/self", &api.AgentSelf{Name: "s1", Role: "server"})
+	r = run(t, "node", "drain", "-enable", "-yes", "-self")
+	require.Equal(t, 1, r.code)
+	require.Equal(t, "Error: agent s1 runs no client, so it is not a node (role server)\n", r.stderr)
 }
