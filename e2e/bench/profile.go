@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -34,9 +35,10 @@ var traceDelay time.Duration
 type profile struct{ wg sync.WaitGroup }
 
 // startProfile fetches, in the background, a CPU profile of length d
-// from every agent into profileDir/<name>-<agent>-cpu.pprof and a trace
-// of the leader into profileDir/<name>-trace.out; it does nothing unless
-// -profile-dir was given.
+// from every agent into profileDir/<name>-<agent>-cpu.pprof, takes one of
+// this process into <name>-bench-cpu.pprof and a trace of the leader into
+// profileDir/<name>-trace.out; it does nothing unless -profile-dir was
+// given.
 func startProfile(agents []*e2e.Agent, leader *e2e.Agent, name string, d time.Duration) *profile {
 	p := &profile{}
 	if profileDir == "" || d < time.Second {
@@ -72,6 +74,22 @@ func startProfile(agents []*e2e.Agent, leader *e2e.Agent, name string, d time.Du
 		}
 		p.wg.Add(1)
 		go fetch(a, fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), fmt.Sprintf("%s-%s-%s-cpu.pprof", name, role, a.Name))
+	}
+	// This process too: it is the load generator, or the simulated nodes,
+	// and takes its share of the same CPUs.
+	if f, err := os.Create(filepath.Join(profileDir, name+"-bench-cpu.pprof")); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+	} else if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+		f.Close()
+	} else {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			time.Sleep(d)
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	p.wg.Add(1)
 	go func() {
