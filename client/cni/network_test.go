@@ -131,12 +131,32 @@ func requireGone(t *testing.T, n *Network, allocID string) {
 		require.NoError(t, err, string(out))
 		require.NotContains(t, string(out), allocID, "iptables rule left in %s", table)
 	}
-	// Per-container chains are named by a hash; none may be left.
+	// Per-container chains are named by a hash; none of this network's
+	// may be left. Those of other networks (a dev agent's) are not ours.
+	_, subnet, err := net.ParseCIDR(n.cfg.Subnet)
+	require.NoError(t, err)
 	rules, err := listRules(context.Background(), "nat")
 	require.NoError(t, err)
 	for _, r := range rules {
-		require.False(t, strings.HasPrefix(r.chain, "CNI-DN-"), "portmap chain left: %s %v", r.chain, r.args)
+		if strings.HasPrefix(r.chain, "CNI-DN-") && mentions(r.args, subnet) {
+			t.Fatalf("portmap chain left: %s %v", r.chain, r.args)
+		}
 	}
+}
+
+// mentions reports whether an iptables rule's arguments name an address
+// of subnet (a source network, a DNAT destination ip:port).
+func mentions(args []string, subnet *net.IPNet) bool {
+	for _, a := range args {
+		host, _, _ := strings.Cut(a, "/")
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if ip := net.ParseIP(host); ip != nil && subnet.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func TestNetwork_BridgeSetupTeardown(t *testing.T) {
