@@ -72,11 +72,18 @@ func (c *Cluster) NewClient(name string, extra ...string) (*Agent, error) {
 	a := &Agent{Name: name, IP: ip, bin: c.Bin,
 		DataDir: filepath.Join(c.Dir, name), logPath: filepath.Join(c.Dir, name+".log")}
 	a.Namespace = "e2e-" + name + "-" + strings.ReplaceAll(ip, ".", "-")
+	// The node's DNS server answers on the client's own address: on
+	// 127.0.0.1:8600, the default, it would meet the other clients of the
+	// test and any dev agent running on the machine.
 	a.Args = append([]string{"agent", "-client", "-data-dir", a.DataDir, "-bind", ip, "-name", name,
-		"-join", c.Agents[0].IP, "-containerd-namespace", a.Namespace, "-log-level", "debug"}, extra...)
+		"-join", c.Agents[0].IP, "-containerd-namespace", a.Namespace, "-log-level", "debug",
+		"-dns-addr", DNSAddr(ip)}, extra...)
 	c.Clients = append(c.Clients, a)
 	return a, nil
 }
+
+// DNSAddr is where the DNS server of the client at ip answers.
+func DNSAddr(ip string) string { return net.JoinHostPort(ip, "8600") }
 
 // ContainerdSocket is the socket of a client's managed containerd.
 func (a *Agent) ContainerdSocket() string {

@@ -100,8 +100,8 @@ func execIn(t *testing.T, c *Cluster, allocID string, cmd ...string) (string, in
 
 // A service with an http check is registered while it passes, found by
 // `service info`, resolved by the client's DNS (from a bridge task through
-// its resolv.conf, and on 127.0.0.1:8600 from the host) and fetched from;
-// breaking the check removes it within two intervals.
+// its resolv.conf, and on the node's DNS address from the host) and
+// fetched from; breaking the check removes it within two intervals.
 func TestServices_RegistryDNSAndFailingCheck(t *testing.T) {
 	c, reg, clients := startNetClients(t, 1)
 	ctx := testCtx(t, 5*time.Minute)
@@ -147,10 +147,10 @@ func TestServices_RegistryDNSAndFailingCheck(t *testing.T) {
 	require.Equal(t, 0, code, got)
 	require.Contains(t, got, web.ID)
 
-	// On the node: 127.0.0.1:8600 answers A and SRV.
+	// On the node: its DNS address answers A and SRV.
 	m := new(dns.Msg)
 	m.SetQuestion("webhost.service.drover.", dns.TypeSRV)
-	resp, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, "127.0.0.1:8600")
+	resp, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, DNSAddr(node.IP))
 	require.NoError(t, err)
 	require.Equal(t, dns.RcodeSuccess, resp.Rcode)
 	require.Len(t, resp.Answer, 1)
