@@ -60,6 +60,8 @@ type Agent struct {
 	Args    []string
 	// Namespace is a client's containerd namespace.
 	Namespace string
+	// Bridge and Subnet are a client's allocation network.
+	Bridge, Subnet string
 	bin       string
 	logPath   string
 	cmd       *exec.Cmd
@@ -182,6 +184,8 @@ type Cluster struct {
 	Agents []*Agent // servers
 	// Clients are client agents added with NewClient.
 	Clients []*Agent
+	// netTag and netBase make the clients' bridge names and subnets.
+	netTag, netBase int
 }
 
 // NewServers prepares n servers with -bootstrap-expect n, each joining the
@@ -219,7 +223,9 @@ func (c *Cluster) Start() error {
 func (c *Cluster) Stop() {
 	for _, a := range c.Clients {
 		a.Kill()
-		CleanupClient(a)
+		if err := CleanupClient(a); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+		}
 	}
 	for _, a := range c.Agents {
 		a.Kill()

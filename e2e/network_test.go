@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -17,40 +16,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/drover-sh/drover/client/cni"
 	"github.com/drover-sh/drover/structs"
 )
 
-// netClient is a client agent with its own bridge, subnet and dynamic
-// port range: the clients share this machine, so their bridges, leases
-// and host ports must not meet.
-type netClient struct {
-	*Agent
-	Bridge string
-	Subnet string
-}
-
-// cleanupNetwork removes what a failed test left of a client's network
-// (namespaces mounted under its data dir, leases, rules, the bridge): it
-// kills the agent and its containers first, then sweeps as a restarted
-// client with no allocations would.
-func cleanupNetwork(t *testing.T, cl *netClient) {
-	cl.Kill()
-	CleanupClient(cl.Agent)
-	n, err := cni.New(cni.Config{BridgeName: cl.Bridge, Subnet: cl.Subnet,
-		StateDir: filepath.Join(cl.DataDir, "client", "network")})
-	if err == nil {
-		err = n.Sweep(context.Background(), func(string) bool { return false })
-	}
-	if err != nil {
-		t.Errorf("cleaning up the network of %s: %v", cl.Name, err)
-	}
-	exec.Command("ip", "link", "del", cl.Bridge).Run()
-}
-
-// startNetClients starts 3 servers, a registry and n clients, each on its
-// own network (a config file per client).
-func startNetClients(t *testing.T, n int) (*Cluster, *Registry, []*netClient) {
+// startNetClients starts 3 servers, a registry and n clients. Each client
+// has its own bridge and subnet (NewClient) and its own dynamic port
+// range: the clients share this machine, so their bridges, leases and
+// host ports must not meet.
+func startNetClients(t *testing.T, n int) (*Cluster, *Registry, []*Agent) {
 	t.Helper()
 	requireRoot(t)
 	for _, p := range []string{"bridge", "host-local", "portmap", "loopback"} {
@@ -67,27 +40,28 @@ func startNetClients(t *testing.T, n int) (*Cluster, *Registry, []*netClient) {
 	_, err = c.WaitLeader(ctx)
 	require.NoError(t, err)
 
-	tag := fmt.Sprintf("%04x", rand.IntN(1<<16))
-	third := 64 + rand.IntN(128)
-	var clients []*netClient
+	var clients []*Agent
 	for i := 1; i <= n; i++ {
-		bridge := fmt.Sprintf("dre%sc%d", tag, i)
 		min := 20000 + (i-1)*5000
 		conf := filepath.Join(dir, fmt.Sprintf("c%d.yaml", i))
 		require.NoError(t, writeFile(conf, fmt.Sprintf(`client:
   network:
-    bridge_name: %s
-    subnet: 172.29.%d.0/24
     min_dynamic_port: %d
     max_dynamic_port: %d
-`, bridge, third+i, min, min+4999)))
+`, min, min+4999)))
 		a, err := c.NewClient(fmt.Sprintf("c%d", i), "-config", conf)
 		require.NoError(t, err)
+		// Cleaned up here too, not only by the cluster's Stop, so that
+		// a failed cleanup fails the test.
+		t.Cleanup(func() {
+			a.Kill()
+			if err := CleanupClient(a); err != nil {
+				t.Errorf("cleaning up client %s: %v", a.Name, err)
+			}
+		})
 		require.NoError(t, a.Start())
 		require.NoError(t, WaitHTTP(ctx, a))
-		cl := &netClient{Agent: a, Bridge: bridge, Subnet: fmt.Sprintf("172.29.%d.0/24", third+i)}
-		clients = append(clients, cl)
-		t.Cleanup(func() { cleanupNetwork(t, cl) })
+		clients = append(clients, a)
 	}
 	waitNodesReady(t, c, n)
 	return c, reg, clients
@@ -141,7 +115,7 @@ func allocEnv(t *testing.T, c *Cluster, allocID, name string) string {
 	return strings.TrimSpace(out)
 }
 
-func clientByNode(clients []*netClient, node string) *netClient {
+func clientByNode(clients []*Agent, node string) *Agent {
 	for _, cl := range clients {
 		if cl.Name == node {
 			return cl
@@ -153,7 +127,7 @@ func clientByNode(clients []*netClient, node string) *netClient {
 // networkLeftovers lists what the client's network still holds of the
 // allocations: namespaces and records, veths on its bridge, leases,
 // iptables rules.
-func networkLeftovers(t *testing.T, cl *netClient, allocs []*structs.Allocation) []string {
+func networkLeftovers(t *testing.T, cl *Agent, allocs []*structs.Allocation) []string {
 	var left []string
 	netDir := filepath.Join(cl.DataDir, "client", "network")
 	entries, _ := os.ReadDir(filepath.Join(netDir, "netns"))
@@ -183,13 +157,13 @@ func networkLeftovers(t *testing.T, cl *netClient, allocs []*structs.Allocation)
 	return left
 }
 
-func requireNothingLeft(t *testing.T, clients []*netClient, allocs []*structs.Allocation) {
+func requireNothingLeft(t *testing.T, clients []*Agent, allocs []*structs.Allocation) {
 	t.Helper()
 	for _, cl := range clients {
 		require.Eventually(t, func() bool {
-			return len(networkLeftovers(t, cl, allocs))+len(leftovers(t, cl.Agent, allocs)) == 0
+			return len(networkLeftovers(t, cl, allocs))+len(leftovers(t, cl, allocs)) == 0
 		}, 30*time.Second, 200*time.Millisecond, "left on %s: %v %v",
-			cl.Name, networkLeftovers(t, cl, allocs), leftovers(t, cl.Agent, allocs))
+			cl.Name, networkLeftovers(t, cl, allocs), leftovers(t, cl, allocs))
 	}
 }
 
@@ -258,7 +232,7 @@ func TestNetwork_BridgePortsAndCleanup(t *testing.T) {
 	victim := clientByNode(clients, again[0].NodeName)
 	victim.Kill()
 	require.NoError(t, victim.Start())
-	require.NoError(t, WaitHTTP(ctx, victim.Agent))
+	require.NoError(t, WaitHTTP(ctx, victim))
 	waitNodesReady(t, c, 2)
 	for _, a := range again {
 		if a.NodeName == victim.Name {
@@ -294,6 +268,6 @@ func TestNetwork_SweepAfterClientCrash(t *testing.T) {
 		t.Logf("system gc: %s %s (the client's state still knows the allocations)", out, errOut)
 	}
 	require.NoError(t, cl.Start())
-	require.NoError(t, WaitHTTP(ctx, cl.Agent))
+	require.NoError(t, WaitHTTP(ctx, cl))
 	requireNothingLeft(t, clients, running)
 }

@@ -5,7 +5,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/drover-sh/drover/client/cni"
 )
 
 // Registry is a docker-registry on loopback started by scripts/registry.sh,
@@ -61,23 +65,30 @@ func runScript(repo string, env []string, script string, args ...string) ([]byte
 }
 
 // NewClient prepares a client agent that joins the cluster's first server,
-// with its own data dir, managed containerd and containerd namespace.
-// Nothing is started yet.
+// with its own data dir, managed containerd and containerd namespace, and
+// its own network: a bridge, a /24 and a DNS address of its own, so that it
+// meets neither the other clients nor a dev agent on this machine (two
+// clients on one bridge would each sweep the other's rules away). extra
+// flags come last. Nothing is started yet.
 func (c *Cluster) NewClient(name string, extra ...string) (*Agent, error) {
 	if len(c.Agents) == 0 {
 		return nil, fmt.Errorf("no servers to join")
 	}
+	if c.netTag == 0 {
+		c.netTag = 1 + rand.IntN(0xfffe)
+		c.netBase = rand.IntN(256)
+	}
+	n := len(c.Clients)
 	prefix := c.Agents[0].IP[:strings.LastIndex(c.Agents[0].IP, ".")+1]
-	ip := prefix + strconv.Itoa(100+len(c.Clients))
+	ip := prefix + strconv.Itoa(100+n)
 	a := &Agent{Name: name, IP: ip, bin: c.Bin,
-		DataDir: filepath.Join(c.Dir, name), logPath: filepath.Join(c.Dir, name+".log")}
+		DataDir: filepath.Join(c.Dir, name), logPath: filepath.Join(c.Dir, name+".log"),
+		Bridge: fmt.Sprintf("dre%04xc%d", c.netTag, n),
+		Subnet: fmt.Sprintf("172.29.%d.0/24", (c.netBase+n)%256)}
 	a.Namespace = "e2e-" + name + "-" + strings.ReplaceAll(ip, ".", "-")
-	// The node's DNS server answers on the client's own address: on
-	// 127.0.0.1:8600, the default, it would meet the other clients of the
-	// test and any dev agent running on the machine.
 	a.Args = append([]string{"agent", "-client", "-data-dir", a.DataDir, "-bind", ip, "-name", name,
 		"-join", c.Agents[0].IP, "-containerd-namespace", a.Namespace, "-log-level", "debug",
-		"-dns-addr", DNSAddr(ip)}, extra...)
+		"-network-bridge", a.Bridge, "-network-subnet", a.Subnet, "-dns-addr", DNSAddr(ip)}, extra...)
 	c.Clients = append(c.Clients, a)
 	return a, nil
 }
@@ -142,8 +153,11 @@ func (a *Agent) TaskPIDs() (map[string]int, error) {
 
 // CleanupClient removes everything a client agent left in its containerd
 // (tasks, containers, snapshots), stops the managed containerd and the
-// shims of its namespace. Tests call it at cleanup, after the agent died.
-func CleanupClient(a *Agent) {
+// shims of its namespace, then its network: namespaces, leases and rules,
+// swept as a restarted client holding nothing would, and the bridge.
+// Tests call it at cleanup, after the agent died; what could not be
+// removed is the error.
+func CleanupClient(a *Agent) error {
 	if _, err := os.Stat(a.ContainerdSocket()); err == nil {
 		if ids, err := a.CtrIDs("tasks", "ls"); err == nil {
 			for _, id := range ids {
@@ -184,4 +198,21 @@ func CleanupClient(a *Agent) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+	if a.Bridge == "" {
+		return nil
+	}
+	var errs []error
+	n, err := cni.New(cni.Config{BridgeName: a.Bridge, Subnet: a.Subnet,
+		StateDir: filepath.Join(a.DataDir, "client", "network")})
+	if err == nil {
+		err = n.Sweep(context.Background(), func(string) bool { return false })
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("sweeping the network of %s: %w", a.Name, err))
+	}
+	if out, err := exec.Command("ip", "link", "del", a.Bridge).CombinedOutput(); err != nil &&
+		!strings.Contains(string(out), "Cannot find device") {
+		errs = append(errs, fmt.Errorf("deleting bridge %s: %v: %s", a.Bridge, err, out))
+	}
+	return errors.Join(errs...)
 }

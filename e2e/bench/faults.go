@@ -125,7 +125,9 @@ func clientLossRuns(bin, repo string, runs int) (replaced, down []time.Duration,
 		replaced, down = append(replaced, took), append(down, downAt)
 		fmt.Printf("  client loss run %d: %s killed with %d allocations: node down %.0f ms, replacements running %.0f ms\n",
 			i+1, victim.Name, perNode[victim.Name], ms(downAt), ms(took))
-		e2e.CleanupClient(victim)
+		if err := e2e.CleanupClient(victim); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: cleaning up", victim.Name+":", err)
+		}
 		if _, err := cl.Jobs().Deregister(ctx, job, false); err != nil {
 			return nil, nil, fmt.Errorf("stopping %s: %w", job, err)
 		}

@@ -105,33 +105,20 @@ func networkBench(bin, repo string, runs, many int) error {
 	if _, err := c.WaitLeader(cctx); err != nil {
 		return err
 	}
-	nodeBridge := "drb" + tag + "n"
-	defer exec.Command("ip", "link", "del", nodeBridge).Run()
-	conf := filepath.Join(dir, "client.yaml")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("client:\n  network:\n    bridge_name: %s\n    subnet: 172.31.%d.0/24\n",
-		nodeBridge, third)), 0o644); err != nil {
-		return err
-	}
-	node, err := c.NewClient("bench", "-config", conf, "-log-level", "warn")
+	// The node gets a bridge and subnet of its own (NewClient).
+	node, err := c.NewClient("bench", "-log-level", "warn")
 	if err != nil {
 		return err
 	}
 	if err := node.Start(); err != nil {
 		return err
 	}
-	// Whatever the bench left running (it failed midway): the agent
-	// and its containers go, then its networks, as a restarted client
-	// holding nothing would sweep them.
+	// Whatever the bench left running (it failed midway): the agent,
+	// its containers and its network go.
 	defer func() {
 		node.Kill()
-		e2e.CleanupClient(node)
-		n, err := cni.New(cni.Config{BridgeName: nodeBridge, Subnet: fmt.Sprintf("172.31.%d.0/24", third),
-			StateDir: filepath.Join(node.DataDir, "client", "network")})
-		if err == nil {
-			err = n.Sweep(context.Background(), func(string) bool { return false })
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: cleaning up the node's network:", err)
+		if err := e2e.CleanupClient(node); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: cleaning up the node:", err)
 		}
 	}()
 	if err := e2e.WaitHTTP(cctx, node); err != nil {
