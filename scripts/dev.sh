@@ -36,6 +36,12 @@ stop() {
 				pgrep -f "containerd-shim-runc-v2 .*-address $sock" >/dev/null || break
 				sleep 0.1
 			done
+			# And until it has released their networks: each holds a
+			# record under netns/ until its teardown is done.
+			for _ in $(seq 1 100); do
+				[ -z "$(ls -A "$data/client/network/netns" 2>/dev/null)" ] && break
+				sleep 0.1
+			done
 		fi
 		echo "==> stopping the dev agent (pid $(cat "$pidfile"))"
 		kill -TERM "$(cat "$pidfile")"
