@@ -102,6 +102,23 @@ func newAllocRunner(c *Client, alloc *structs.Allocation, restored *state.Alloc)
 	return ar
 }
 
+// finishedBeforeRestore reports whether the allocation was restored with
+// every task dead: nothing of it will run again, so there is nothing to
+// prepare (its network was torn down then, its bridge may be gone since);
+// the postrun hooks still release whatever it held.
+func (ar *allocRunner) finishedBeforeRestore() bool {
+	if ar.restored == nil || len(ar.tasks) == 0 {
+		return false
+	}
+	for name := range ar.tasks {
+		ts := ar.restored.Tasks[name]
+		if ts == nil || ts.State == nil || ts.State.State != structs.TaskStateDead {
+			return false
+		}
+	}
+	return true
+}
+
 // allocation returns the allocation as last received.
 func (ar *allocRunner) allocation() *structs.Allocation {
 	ar.mu.RLock()
@@ -194,7 +211,7 @@ func (ar *allocRunner) run() {
 			ar.logger.Error("persisting allocation failed", "error", err)
 		}
 	}
-	if ar.setupErr == nil {
+	if ar.setupErr == nil && !ar.finishedBeforeRestore() {
 		for _, h := range ar.prerunHooks {
 			if err := h.prerun(ar.c.ctx, ar); err != nil {
 				ar.mu.Lock()

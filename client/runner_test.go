@@ -149,12 +149,26 @@ func TestClient_NetworkSetupAndTeardown(t *testing.T) {
 		_, teardowns := netw.counts(a.ID)
 		return teardowns == 1
 	}, 5*time.Second, 10*time.Millisecond)
+	// A client restarted after that has nothing to prepare for the
+	// finished allocation: no setup, no resolv.conf (nor DNS on a
+	// gateway whose bridge may be gone); its teardown runs again.
+	resolvPath := cfg.ResolvConfPath
+	require.NoError(t, os.Remove(resolvPath))
+	require.NoError(t, c.Shutdown())
+	c = n.start()
+	require.Eventually(t, func() bool {
+		_, teardowns := netw.counts(a.ID)
+		return teardowns == 2
+	}, 5*time.Second, 10*time.Millisecond)
+	setups, _ = netw.counts(a.ID)
+	require.Equal(t, 1, setups)
+	require.NoFileExists(t, resolvPath)
 	// Garbage collected: torn down again, which an idempotent
 	// Teardown takes as a no-op.
 	gcAllocs(t, srv, a.ID)
 	require.Eventually(t, func() bool {
 		_, teardowns := netw.counts(a.ID)
-		return teardowns == 2 && c.NumAllocs() == 0
+		return teardowns == 3 && c.NumAllocs() == 0
 	}, 5*time.Second, 10*time.Millisecond)
 
 	// A failing setup fails the allocation without starting anything.
