@@ -50,8 +50,9 @@ type Agent struct {
 	httpServer   *http.Server
 
 	devDataDir string
-	// dataDirLock is held while the agent runs (lockDataDir).
-	dataDirLock *os.File
+	// dataDirLock is held while the agent runs (lockDataDir), bridgeLock
+	// while its client does (lockBridge).
+	dataDirLock, bridgeLock *os.File
 
 	joinCancel   context.CancelFunc
 	gcCancel     context.CancelFunc
@@ -295,8 +296,10 @@ func (a *Agent) shutdown(leave, logIt bool) error {
 			err = a.server.Shutdown()
 		}
 		a.wg.Wait()
-		if a.dataDirLock != nil {
-			a.dataDirLock.Close() // releases the flock
+		for _, lock := range []*os.File{a.bridgeLock, a.dataDirLock} {
+			if lock != nil {
+				lock.Close() // releases the flock
+			}
 		}
 		if a.devDataDir != "" {
 			os.RemoveAll(a.devDataDir)

@@ -61,6 +61,9 @@ func (a *Agent) startClient(httpAddr string) error {
 	if err != nil {
 		return fmt.Errorf("client network: %w", err)
 	}
+	if a.bridgeLock, err = lockBridge(netw.BridgeName()); err != nil {
+		return err
+	}
 	a.refreshServerAddrs()
 	a.gossip.Subscribe(func(ev structs.MemberEvent) {
 		if ev.Member.IsServer() {

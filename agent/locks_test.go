@@ -39,3 +39,22 @@ func TestAgent_DataDirInUse(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, fmt.Sprint(os.Getpid()), strings.TrimSpace(string(b)))
 }
+
+// A second client on a bridge in use is refused, naming the holder; the
+// lock is free again once the holder closes it (or exits).
+func TestLockBridge(t *testing.T) {
+	bridgeLockDir = t.TempDir()
+	t.Cleanup(func() { bridgeLockDir = "/run/drover" })
+	first, err := lockBridge("drover7")
+	require.NoError(t, err)
+	_, err = lockBridge("drover7")
+	require.EqualError(t, err, fmt.Sprintf("bridge drover7 is in use by the client of another drover agent (pid %d): "+
+		"give each client on a machine its own -network-bridge, -network-subnet and -dns-addr", os.Getpid()))
+	other, err := lockBridge("drover8")
+	require.NoError(t, err, "another bridge is another lock")
+	other.Close()
+	first.Close()
+	again, err := lockBridge("drover7")
+	require.NoError(t, err)
+	again.Close()
+}
