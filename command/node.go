@@ -49,7 +49,7 @@ Examples:
   drover node status 9f3c
   drover node status -self
   drover node status -verbose -json 9f3c`,
-		Flags: withCluster(jsonFlag(), verboseFlag(), selfFlag("show the node of the agent the CLI talks to")),
+		Flags:  withCluster(jsonFlag(), verboseFlag(), selfFlag("show the node of the agent the CLI talks to")),
 		Action: nodeStatus,
 	}
 }

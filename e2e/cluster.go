@@ -62,10 +62,10 @@ type Agent struct {
 	Namespace string
 	// Bridge and Subnet are a client's allocation network.
 	Bridge, Subnet string
-	bin       string
-	logPath   string
-	cmd       *exec.Cmd
-	done      chan struct{}
+	bin            string
+	logPath        string
+	cmd            *exec.Cmd
+	done           chan struct{}
 }
 
 // HTTPAddr is the agent's API address as a URL.
