@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -117,7 +118,7 @@ func (a *Agent) start() error {
 	// Listen for HTTP first: with port 0 the real port goes into gossip.
 	ln, err := net.Listen("tcp", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.Ports.HTTP)))
 	if err != nil {
-		return fmt.Errorf("listening for http: %w", err)
+		return portHint(fmt.Errorf("listening for http: %w", err), "-http-port")
 	}
 	a.httpListener = ln
 	httpPort := ln.Addr().(*net.TCPAddr).Port
@@ -141,7 +142,7 @@ func (a *Agent) start() error {
 		// real RPC port; membership is resolved lazily.
 		srv, err := server.New(scfg, (*lazyMembership)(a))
 		if err != nil {
-			return err
+			return portHint(err, "-rpc-port")
 		}
 		a.server = srv
 	}
@@ -173,7 +174,7 @@ func (a *Agent) start() error {
 		Logger:        a.logger,
 	})
 	if err != nil {
-		return err
+		return portHint(err, "-gossip-port")
 	}
 	a.gossip = pool
 	if a.server != nil {
@@ -396,4 +397,14 @@ func defaultName(c *Config) string {
 		host += "-" + strconv.Itoa(c.Ports.Gossip)
 	}
 	return host
+}
+
+// portHint adds to a port already in use what the user can do about it:
+// another agent on the address usually holds it.
+func portHint(err error, flag string) error {
+	// memberlist formats the listener's error rather than wrapping it.
+	if !errors.Is(err, syscall.EADDRINUSE) && !strings.Contains(err.Error(), "address already in use") {
+		return err
+	}
+	return fmt.Errorf("%w (another agent on this address? stop it, or give this one another -bind or %s)", err, flag)
 }

@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,4 +59,21 @@ func TestLockBridge(t *testing.T) {
 	again, err := lockBridge("drover7")
 	require.NoError(t, err)
 	again.Close()
+}
+
+// A port in use names the flag that moves it; other errors pass as they
+// are.
+func TestPortHint(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	_, err = net.Listen("tcp", ln.Addr().String())
+	require.Error(t, err)
+	hinted := portHint(err, "-http-port")
+	require.ErrorIs(t, hinted, syscall.EADDRINUSE)
+	require.ErrorContains(t, hinted, "(another agent on this address? stop it, or give this one another -bind or -http-port)")
+	// memberlist's own wording, not wrapped.
+	require.ErrorContains(t, portHint(errors.New("failed to start TCP listener: bind: address already in use"), "-gossip-port"), "-gossip-port)")
+	other := errors.New("permission denied")
+	require.Equal(t, other, portHint(other, "-rpc-port"))
 }
