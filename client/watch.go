@@ -87,30 +87,19 @@ func (c *Client) watchLoop() {
 			}
 			continue
 		}
-		changed, fetch := resp.Delta(seen)
-		if len(fetch) > 0 {
-			get := &structs.AllocsGetRequest{AllocIDs: fetch}
-			get.MinQueryIndex = resp.Index
-			get.AllowStale = true
+		changed, err := resp.Sync(seen, func(get *structs.AllocsGetRequest) ([]*structs.Allocation, error) {
 			var allocs structs.AllocsGetResponse
-			if err := c.rpc("Alloc.GetAllocs", get, &allocs); err != nil {
-				if !fail("Alloc.GetAllocs", err) {
-					return
-				}
-				continue
+			err := c.rpc("Alloc.GetAllocs", get, &allocs)
+			return allocs.Allocs, err
+		})
+		if err != nil {
+			if !fail("Alloc.GetAllocs", err) {
+				return
 			}
-			changed = append(changed, allocs.Allocs...)
+			continue
 		}
 		if len(changed) > 0 {
-			for _, a := range changed {
-				seen[a.ID] = a.AllocModifyIndex
-			}
 			c.applyAllocs(changed)
-		}
-		for id := range seen {
-			if _, ok := resp.Allocs[id]; !ok {
-				delete(seen, id)
-			}
 		}
 		c.removeAllocs(resp.Allocs)
 		retry = 0

@@ -238,6 +238,35 @@ func (r *NodeClientAllocsResponse) Delta(seen map[string]uint64) (changed []*All
 	return changed, fetch
 }
 
+// Sync brings seen, the AllocModifyIndex of each allocation a client
+// holds, up to date with the answer: it returns what the client must
+// apply, the allocations Changed carries and those get fetched (with
+// Alloc.GetAllocs, at the answer's index), records their indexes and
+// forgets the IDs the answer no longer lists. When get fails, seen is
+// left as it was.
+func (r *NodeClientAllocsResponse) Sync(seen map[string]uint64, get func(*AllocsGetRequest) ([]*Allocation, error)) ([]*Allocation, error) {
+	changed, fetch := r.Delta(seen)
+	if len(fetch) > 0 {
+		req := &AllocsGetRequest{AllocIDs: fetch}
+		req.MinQueryIndex = r.Index
+		req.AllowStale = true
+		got, err := get(req)
+		if err != nil {
+			return nil, err
+		}
+		changed = append(changed, got...)
+	}
+	for _, a := range changed {
+		seen[a.ID] = a.AllocModifyIndex
+	}
+	for id := range seen {
+		if _, ok := r.Allocs[id]; !ok {
+			delete(seen, id) // stopped and garbage collected
+		}
+	}
+	return changed, nil
+}
+
 // AllocsGetRequest fetches allocations by ID.
 type AllocsGetRequest struct {
 	AllocIDs []string

@@ -332,28 +332,17 @@ func (s *Sim) watchLoop(ctx context.Context, n *simNode) {
 		}
 		// Take what changed since the node last looked, as a real client
 		// does.
-		changed, fetch := resp.Delta(n.seen)
-		if len(fetch) > 0 {
-			get := &structs.AllocsGetRequest{AllocIDs: fetch}
-			get.MinQueryIndex = resp.Index
-			get.AllowStale = true
+		changed, err := resp.Sync(n.seen, func(get *structs.AllocsGetRequest) ([]*structs.Allocation, error) {
 			var allocs structs.AllocsGetResponse
-			if err := s.rpc("Alloc.GetAllocs", get, &allocs); err != nil {
-				s.pause(ctx, 500*time.Millisecond)
-				continue
-			}
-			changed = append(changed, allocs.Allocs...)
+			err := s.rpc("Alloc.GetAllocs", get, &allocs)
+			return allocs.Allocs, err
+		})
+		if err != nil {
+			s.pause(ctx, 500*time.Millisecond)
+			continue
 		}
 		if len(changed) > 0 {
-			for _, a := range changed {
-				n.seen[a.ID] = a.AllocModifyIndex
-			}
 			s.observe(n, changed)
-		}
-		for id := range n.seen {
-			if _, ok := resp.Allocs[id]; !ok {
-				delete(n.seen, id) // garbage collected
-			}
 		}
 		// A restore or a new leader may move the index backwards.
 		if resp.Index < index {
