@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/drover-sh/drover/api"
+	"github.com/drover-sh/drover/internal/testlog"
 )
 
 // loopbackBlock returns a random 127.A.B.0/24 prefix whose default ports
@@ -66,7 +67,7 @@ func (n *testNode) config() *Config {
 // start starts (or restarts, on the same data dir) the agent.
 func (n *testNode) start() {
 	n.t.Helper()
-	logger := hclog.New(&hclog.LoggerOptions{Name: n.name, Level: hclog.Warn, Output: testWriter{n.t}})
+	logger := testlog.New(n.t, n.name, hclog.Info)
 	a, err := New(n.config(), logger)
 	require.NoError(n.t, err)
 	n.agent = a
@@ -155,13 +156,6 @@ func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return c
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
-	return len(p), nil
 }
 
 func jobYAML(id string, count int) []byte {

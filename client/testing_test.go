@@ -11,6 +11,7 @@ import (
 
 	"github.com/drover-sh/drover/client/driver"
 	"github.com/drover-sh/drover/client/driver/mock"
+	"github.com/drover-sh/drover/internal/testlog"
 	"github.com/drover-sh/drover/server"
 	"github.com/drover-sh/drover/structs"
 	smock "github.com/drover-sh/drover/structs/mock"
@@ -30,16 +31,8 @@ func (m *staticMembers) Members() []structs.Member {
 
 func (m *staticMembers) Join(addrs []string) (int, error) { return 0, nil }
 
-// testLogWriter sends logs to the test log, shown on failure.
-type testLogWriter struct{ t testing.TB }
-
-func (w testLogWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
-	return len(p), nil
-}
-
 func testLogger(t testing.TB, name string) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Info, Output: testLogWriter{t}})
+	return testlog.New(t, name, hclog.Info)
 }
 
 // testServer starts a real server that bootstraps alone on a free
@@ -58,7 +51,7 @@ func testServer(t testing.TB, cbs ...func(*server.Config)) *server.Server {
 	cfg.RPCAddr = addr
 	cfg.BootstrapExpect = 1
 	cfg.NumSchedulers = 2
-	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "server", Level: hclog.Warn, Output: testLogWriter{t}})
+	cfg.Logger = testlog.New(t, "server", hclog.Warn)
 	for _, cb := range cbs {
 		cb(cfg)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/drover-sh/drover/agent"
 	"github.com/drover-sh/drover/api"
+	"github.com/drover-sh/drover/internal/testlog"
 	"github.com/drover-sh/drover/structs"
 	"github.com/drover-sh/drover/structs/mock"
 )
@@ -34,7 +35,7 @@ func startDevAgent(t *testing.T) *devAgent {
 	cfg.Server.Enabled = true
 	cfg.Server.BootstrapExpect = 1
 	cfg.FastGossip = true
-	logger := hclog.New(&hclog.LoggerOptions{Name: "dev", Level: hclog.Warn, Output: testLog{t}})
+	logger := testlog.New(t, "dev", hclog.Warn)
 	a, err := agent.New(cfg, logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { a.Shutdown(false) })
@@ -76,11 +77,4 @@ func freeLoopback(t *testing.T) string {
 	}
 	t.Fatal("no free loopback address")
 	return ""
-}
-
-type testLog struct{ t *testing.T }
-
-func (w testLog) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
-	return len(p), nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/drover-sh/drover/internal/testlog"
 	"github.com/drover-sh/drover/structs"
 	"github.com/drover-sh/drover/structs/mock"
 )
@@ -19,7 +20,7 @@ func benchPlanSetup(b *testing.B, nodes int) (*Server, func(evalID string, n int
 	b.Helper()
 	// Only errors: the benchmark log is the figures.
 	s := testServer(b, func(c *Config) {
-		c.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: testLogWriter{b}})
+		c.Logger = testlog.New(b, "", hclog.Error)
 	})
 	ids := make([]string, nodes)
 	for i := range ids {
@@ -121,7 +122,7 @@ func BenchmarkPipeline_Placements(b *testing.B) {
 		b.StopTimer()
 		s := testServer(b, func(c *Config) {
 			c.NumSchedulers = 2
-			c.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: testLogWriter{b}})
+			c.Logger = testlog.New(b, "", hclog.Error)
 		})
 		for n := 0; n < nodes; n++ {
 			_, _, err := s.raftApply(structs.NodeRegisterRequestType, &structs.NodeRegisterRequest{Node: mock.Node()})

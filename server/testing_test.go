@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/drover-sh/drover/internal/testlog"
 	"github.com/drover-sh/drover/structs"
 )
 
@@ -75,7 +76,7 @@ func testCluster(t testing.TB, n int, cb func(*Config)) []*Server {
 		cfg.DataDir = t.TempDir()
 		cfg.RPCAddr = addr
 		cfg.BootstrapExpect = n
-		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: cfg.NodeName, Level: hclog.Warn, Output: testLogWriter{t}})
+		cfg.Logger = testlog.New(t, cfg.NodeName, hclog.Warn)
 		// No scheduler workers unless the test asks (withSchedulers):
 		// most tests write allocations themselves and must not race one.
 		cfg.NumSchedulers = 0
@@ -117,13 +118,4 @@ func waitForLeader(t testing.TB, servers ...*Server) *Server {
 		return false
 	}, 15*time.Second, 10*time.Millisecond, "no leader elected")
 	return leader
-}
-
-// testLogWriter sends server logs to the test log, shown on failure.
-type testLogWriter struct{ t testing.TB }
-
-func (w testLogWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(p))
-	return len(p), nil
 }
