@@ -171,6 +171,7 @@ func (a *Agent) start() error {
 		AdvertisePort: c.Ports.Gossip,
 		Meta:          meta,
 		Fast:          c.Dev || c.FastGossip,
+		PeersPath:     filepath.Join(c.DataDir, "gossip", "peers.json"),
 		Logger:        a.logger,
 	})
 	if err != nil {
@@ -211,6 +212,13 @@ func (a *Agent) start() error {
 			a.retryJoin(ctx, c.Join)
 		}()
 	}
+	if prev := pool.Previous(); len(prev) > 0 {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.rejoin(ctx, prev)
+		}()
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -244,6 +252,39 @@ func (a *Agent) retryJoin(ctx context.Context, addrs []string) {
 		case <-time.After(backoff):
 		}
 		if backoff < 5*time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+// rejoin calls on the members this agent knew when it last ran, one at a
+// time, until one answers or another member finds this agent first. A
+// restart thus needs no -join, and does not depend on -join targets that
+// may have moved or died since.
+func (a *Agent) rejoin(ctx context.Context, addrs []string) {
+	backoff := 200 * time.Millisecond
+	for round := 1; ; round++ {
+		for _, addr := range addrs {
+			if a.gossip.NumAlive() > 1 {
+				return
+			}
+			if n, _ := a.gossip.Join([]string{addr}); n > 0 {
+				a.logger.Info("rejoined the gossip pool through a previous member", "address", addr)
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		}
+		if round == 1 || round%10 == 0 {
+			a.logger.Warn("no previous gossip member answers, retrying", "members", len(addrs))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		if backoff < 30*time.Second {
 			backoff *= 2
 		}
 	}

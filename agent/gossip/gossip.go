@@ -34,6 +34,9 @@ type Config struct {
 	Fast bool
 	// ReapAfter is how long failed and left members are remembered.
 	ReapAfter time.Duration
+	// PeersPath, if set, is where the pool remembers its members, so that
+	// a restarted agent can rejoin them (see Previous).
+	PeersPath string
 	Logger    hclog.Logger
 }
 
@@ -49,6 +52,9 @@ type Pool struct {
 
 	subMu sync.Mutex
 	subs  []func(structs.MemberEvent)
+
+	previous   []peer        // the members known when the agent last ran
+	peersDirty chan struct{} // the member table changed since the last save
 
 	eventCh    chan structs.MemberEvent
 	shutdownCh chan struct{}
@@ -89,6 +95,7 @@ func New(cfg Config) (*Pool, error) {
 		config:     cfg,
 		logger:     cfg.Logger.Named("gossip"),
 		members:    make(map[string]*memberState),
+		peersDirty: make(chan struct{}, 1),
 		eventCh:    make(chan structs.MemberEvent, 4096),
 		shutdownCh: make(chan struct{}),
 	}
@@ -97,6 +104,11 @@ func New(cfg Config) (*Pool, error) {
 		return nil, err
 	}
 	p.meta = meta
+	if cfg.PeersPath != "" {
+		if p.previous, err = loadPeers(cfg.PeersPath); err != nil {
+			p.logger.Warn("ignoring the saved gossip peers", "error", err)
+		}
+	}
 
 	mc := memberlist.DefaultLANConfig()
 	if cfg.Fast {
@@ -128,6 +140,10 @@ func New(cfg Config) (*Pool, error) {
 	p.wg.Add(2)
 	go p.dispatch()
 	go p.reap()
+	if cfg.PeersPath != "" {
+		p.wg.Add(1)
+		go p.persistPeers()
+	}
 	return p, nil
 }
 
@@ -170,7 +186,10 @@ func (p *Pool) LocalMember() structs.Member {
 // NumAlive returns the number of alive members.
 func (p *Pool) NumAlive() int { return p.list.NumMembers() }
 
-// Leave tells the pool this agent is leaving, then stops gossip.
+// Leave tells the pool this agent is leaving, then stops gossip. The saved
+// peers stay: leaving is a courtesy to the others (they see "left" at
+// once rather than a failure later), and a server that left is still a
+// voter, so a restart rejoins its peers as after a crash.
 func (p *Pool) Leave(timeout time.Duration) error {
 	err := p.list.Leave(timeout)
 	p.Shutdown()
@@ -217,13 +236,21 @@ func (p *Pool) reap() {
 			return
 		case <-tick.C:
 			cutoff := time.Now().Add(-p.config.ReapAfter)
+			reaped := false
 			p.mu.Lock()
 			for name, m := range p.members {
 				if m.member.Status != structs.MemberAlive && m.changed.Before(cutoff) {
 					delete(p.members, name)
+					reaped = true
 				}
 			}
 			p.mu.Unlock()
+			if reaped {
+				select {
+				case p.peersDirty <- struct{}{}:
+				default:
+				}
+			}
 		}
 	}
 }
@@ -241,6 +268,10 @@ func (p *Pool) record(typ string, n *memberlist.Node) {
 	p.mu.Lock()
 	p.members[m.Name] = &memberState{member: m, changed: time.Now()}
 	p.mu.Unlock()
+	select {
+	case p.peersDirty <- struct{}{}:
+	default:
+	}
 	select {
 	case p.eventCh <- structs.MemberEvent{Type: typ, Member: m}:
 	default:

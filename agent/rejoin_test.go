@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -9,10 +11,12 @@ import (
 	"github.com/drover-sh/drover/structs"
 )
 
-// An agent that comes back without -join (as after a partition that
-// outlasted gossip's timeouts) is found again by the others, which keep
-// trying the members gossip declared dead.
-func TestAgent_ReconnectsDeadMembers(t *testing.T) {
+// An agent restarted without -join, after the others declared it dead,
+// rejoins them through the peers it saved. (Before the peers file, this
+// waited on the others: they saw it alive again as soon as it answered a
+// probe, and it learnt of them only if a periodic push-pull happened to
+// pick it.)
+func TestAgent_RejoinsPreviousMembers(t *testing.T) {
 	nodes := startCluster(t, 3)
 	waitForLeader(t, nodes, 3)
 	first := nodes[0]
@@ -28,6 +32,11 @@ func TestAgent_ReconnectsDeadMembers(t *testing.T) {
 		return false
 	}, 10*time.Second, 50*time.Millisecond, "the others see the first agent dead")
 
+	peers, err := os.ReadFile(filepath.Join(first.dir, "gossip", "peers.json"))
+	require.NoError(t, err, "the agent saved its peers")
+	require.Contains(t, string(peers), nodes[1].ip)
+	require.Contains(t, string(peers), nodes[2].ip)
+
 	first.start()
 	require.Eventually(t, func() bool {
 		alive := 0
@@ -37,6 +46,6 @@ func TestAgent_ReconnectsDeadMembers(t *testing.T) {
 			}
 		}
 		return alive == 3
-	}, 20*time.Second, 100*time.Millisecond, "the restarted agent is found again")
+	}, 10*time.Second, 50*time.Millisecond, "the restarted agent knows the others again")
 	waitForLeader(t, nodes, 3)
 }
