@@ -64,6 +64,10 @@ func (a *Agent) startClient(httpAddr string) error {
 	if a.bridgeLock, err = lockBridge(netw.BridgeName()); err != nil {
 		return err
 	}
+	var otherLogs []string
+	if a.containerd != nil {
+		otherLogs = append(otherLogs, a.containerd.LogPath())
+	}
 	a.refreshServerAddrs()
 	a.gossip.Subscribe(func(ev structs.MemberEvent) {
 		if ev.Member.IsServer() {
@@ -88,6 +92,7 @@ func (a *Agent) startClient(httpAddr string) error {
 		Reserved:       &structs.NodeResources{CPU: cc.Reserved.CPU, Memory: cc.Reserved.Memory},
 		LogMaxBytes:    cc.LogMaxBytes,
 		LogMaxFiles:    cc.LogMaxFiles,
+		OtherLogs:      otherLogs,
 		Logger:         a.logger,
 		// Host-network instances are registered at the address other
 		// nodes reach this one at.

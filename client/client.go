@@ -90,6 +90,10 @@ type Config struct {
 	// LogMaxFiles how many rotated files are kept beside it.
 	LogMaxBytes int64
 	LogMaxFiles int
+	// OtherLogs are more files rotated the same way while the client
+	// runs, such as the managed containerd's log, which containerd
+	// writes to directly.
+	OtherLogs []string
 
 	Logger hclog.Logger
 
@@ -236,6 +240,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c.rotator = newLogRotator(cfg.LogMaxBytes, cfg.LogMaxFiles, c.logger)
+	c.rotator.add(cfg.OtherLogs...)
 	c.updater = newUpdater(c)
 	c.services = newServiceSync(c)
 	if err := c.startDNS(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -141,6 +142,33 @@ func TestClient_RotatesLogsOnItsOwn(t *testing.T) {
 		defer c.rotator.mu.Unlock()
 		return len(c.rotator.files) == 0
 	}, 5*time.Second, 10*time.Millisecond)
+}
+
+// Other logs, such as the managed containerd's, are rotated while their
+// writer keeps them open with O_APPEND: its next write lands at the start
+// of the truncated file, not past a hole.
+func TestClient_RotatesOtherLogs(t *testing.T) {
+	srv := testServer(t)
+	n := newTestNode(t, srv)
+	path := filepath.Join(t.TempDir(), "containerd.log")
+	w, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	require.NoError(t, err)
+	defer w.Close()
+	n.cb = func(cfg *Config) {
+		cfg.LogMaxBytes = 10
+		cfg.LogRotateInterval = 20 * time.Millisecond
+		cfg.OtherLogs = []string{path}
+	}
+	n.start()
+
+	_, err = w.WriteString(strings.Repeat("x", 50))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return fileLen(path+".1") == 50 && fileLen(path) == 0 }, 5*time.Second, 10*time.Millisecond)
+	_, err = w.WriteString("after")
+	require.NoError(t, err)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "after", string(b))
 }
 
 func fileLen(path string) int64 {

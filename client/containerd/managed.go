@@ -154,7 +154,7 @@ func (m *Managed) supervise() {
 			backoff = 0
 		}
 		m.logger.Error("containerd exited; starting it again (running tasks are not affected)",
-			"pid", pid, "log", m.path("containerd.log"))
+			"pid", pid, "log", m.LogPath())
 		for {
 			backoff = min(max(2*backoff, restartMinBackoff), restartMaxBackoff)
 			select {
@@ -227,6 +227,10 @@ func (m *Managed) Adopted() bool {
 
 func (m *Managed) path(name string) string { return filepath.Join(m.cfg.DataDir, name) }
 
+// LogPath is containerd's log file. containerd holds it open with
+// O_APPEND, so a rotator must copy and truncate it, not move it.
+func (m *Managed) LogPath() string { return m.path("containerd.log") }
+
 func (m *Managed) adopt(pid int) error {
 	m.mu.Lock()
 	m.pid, m.adopted, m.exited = pid, true, nil
@@ -257,10 +261,10 @@ func (m *Managed) start() error {
 			return fmt.Errorf("managed containerd: removing stale socket: %w", err)
 		}
 	}
-	if err := rotateLog(m.path("containerd.log"), maxLogSize); err != nil {
+	if err := rotateLog(m.LogPath(), maxLogSize); err != nil {
 		return fmt.Errorf("managed containerd: %w", err)
 	}
-	logf, err := os.OpenFile(m.path("containerd.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(m.LogPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("managed containerd: %w", err)
 	}
@@ -290,15 +294,15 @@ func (m *Managed) start() error {
 	}
 	if err := m.waitReady(); err != nil {
 		_ = m.kill()
-		return fmt.Errorf("managed containerd: %w; log %s ends with:\n%s", err, m.path("containerd.log"), tail(m.path("containerd.log"), 20))
+		return fmt.Errorf("managed containerd: %w; log %s ends with:\n%s", err, m.LogPath(), tail(m.LogPath(), 20))
 	}
 	m.logger.Info("started containerd", "pid", m.PID(), "address", m.sock)
 	return nil
 }
 
 // maxLogSize is the size beyond which containerd's log is set aside when
-// containerd starts: it writes to the file directly (it outlives the
-// agent), so the file can only be rotated between two runs.
+// containerd starts. While it runs, the client's log rotator keeps the
+// file small (see LogPath); this covers the time no client ran.
 const maxLogSize = 16 << 20
 
 // rotateLog moves path to path.1, replacing an older one, when it is
