@@ -93,6 +93,7 @@ func (a *Agent) startClient(httpAddr string) error {
 		LogMaxBytes:    cc.LogMaxBytes,
 		LogMaxFiles:    cc.LogMaxFiles,
 		OtherLogs:      otherLogs,
+		GCMaxAllocs:    cc.GCMaxAllocs,
 		Logger:         a.logger,
 		// Host-network instances are registered at the address other
 		// nodes reach this one at.

@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/drover-sh/drover/client"
 	"github.com/drover-sh/drover/client/cni"
 	"github.com/drover-sh/drover/client/fingerprint"
 )
@@ -87,6 +88,9 @@ type Client struct {
 	Reserved    Reserved `yaml:"reserved"`
 	LogMaxBytes int64    `yaml:"log_max_bytes"`
 	LogMaxFiles int      `yaml:"log_max_files"`
+	// GCMaxAllocs is how many allocations the client keeps before it
+	// removes the files of its oldest finished ones.
+	GCMaxAllocs int `yaml:"gc_max_allocs"`
 }
 
 // ClientNetwork configures allocation networking. Several clients on one
@@ -160,6 +164,7 @@ func DefaultConfig() *Config {
 			DNS:         ClientDNS{Addr: DefaultDNSAddr},
 			LogMaxBytes: 10 << 20,
 			LogMaxFiles: 2,
+			GCMaxAllocs: client.DefaultGCMaxAllocs,
 		},
 	}
 }
@@ -199,6 +204,9 @@ func (c *Config) Validate() error {
 		}
 		if c.Client.LogMaxFiles < 1 {
 			errs = append(errs, fmt.Errorf("client.log_max_files must be at least 1, got %d", c.Client.LogMaxFiles))
+		}
+		if c.Client.GCMaxAllocs < 1 {
+			errs = append(errs, fmt.Errorf("client.gc_max_allocs must be at least 1, got %d", c.Client.GCMaxAllocs))
 		}
 		if c.Client.Reserved.CPU < 0 || c.Client.Reserved.Memory < 0 {
 			errs = append(errs, errors.New("client.reserved cpu and memory must not be negative"))

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -29,4 +31,20 @@ func TestConfig_ClientNetwork(t *testing.T) {
 		mutate(&c.Client.Network)
 		require.ErrorContains(t, c.Validate(), want)
 	}
+}
+
+func TestConfig_ClientGC(t *testing.T) {
+	c := DefaultConfig()
+	c.Client.Enabled, c.Server.Enabled, c.DataDir = true, true, "/tmp/x"
+	require.Equal(t, 50, c.Client.GCMaxAllocs)
+
+	path := filepath.Join(t.TempDir(), "agent.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("client:\n  gc_max_allocs: 7\n"), 0o644))
+	require.NoError(t, LoadConfigFile(c, path))
+	require.Equal(t, 7, c.Client.GCMaxAllocs)
+	require.NoError(t, c.Validate())
+
+	require.NoError(t, os.WriteFile(path, []byte("client:\n  gc_max_allocs: 0\n"), 0o644))
+	require.NoError(t, LoadConfigFile(c, path))
+	require.ErrorContains(t, c.Validate(), "client.gc_max_allocs must be at least 1, got 0")
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -32,6 +33,8 @@ type allocRunner struct {
 	tasks        map[string]*taskRunner
 	restored     *state.Alloc
 	waitCh       chan struct{} // closed when every task runner returned
+	// terminalSent: the servers acknowledged a terminal client status.
+	terminalSent atomic.Bool
 
 	prerunHooks  []allocPrerunHook
 	postrunHooks []allocPostrunHook
@@ -353,9 +356,9 @@ func (ar *allocRunner) snapshot() *structs.Allocation {
 
 // destroy stops the allocation and removes everything it left on the
 // node: containers, network, directories and its local state.
-func (ar *allocRunner) destroy() {
+func (ar *allocRunner) destroy(reason string) {
 	ar.c.services.removeAlloc(ar.id)
-	ar.stop("allocation removed by the servers")
+	ar.stop(reason)
 	<-ar.waitCh
 	ctx := ar.c.ctx
 	if ctx.Err() != nil {

@@ -42,6 +42,8 @@ const (
 	DefaultShutdownWait        = 10 * time.Second
 	DefaultUpdateWindow        = 50 * time.Millisecond
 	DefaultLogRotateInterval   = time.Second
+	DefaultGCMaxAllocs         = 50
+	DefaultGCInterval          = time.Minute
 )
 
 // Config configures a client. The agent fills it from its own config.
@@ -94,6 +96,10 @@ type Config struct {
 	// runs, such as the managed containerd's log, which containerd
 	// writes to directly.
 	OtherLogs []string
+	// GCMaxAllocs is how many allocations the client holds before it
+	// destroys its oldest finished ones (their directories, logs and
+	// local state); the servers keep their records.
+	GCMaxAllocs int
 
 	Logger hclog.Logger
 
@@ -101,6 +107,7 @@ type Config struct {
 	FingerprintInterval time.Duration // re-fingerprint drivers and CNI
 	UpdateWindow        time.Duration // status updates within it share one RPC
 	LogRotateInterval   time.Duration // how often log sizes are checked
+	GCInterval          time.Duration // how often GCMaxAllocs is enforced
 	// ShutdownWait bounds how long Shutdown waits for allocation runners
 	// to let go: they do at once, unless a driver call hangs.
 	ShutdownWait time.Duration
@@ -120,6 +127,9 @@ func (c *Config) fill() error {
 	}
 	if c.LogMaxBytes < 0 {
 		return structs.NewError(structs.ErrInvalid, "client config log_max_bytes: must be >= 0, got %d", c.LogMaxBytes)
+	}
+	if c.GCMaxAllocs < 0 {
+		return structs.NewError(structs.ErrInvalid, "client config gc_max_allocs: must be >= 0, got %d", c.GCMaxAllocs)
 	}
 	if c.LogMaxFiles < 0 {
 		return structs.NewError(structs.ErrInvalid, "client config log_max_files: must be >= 0, got %d", c.LogMaxFiles)
@@ -161,6 +171,12 @@ func (c *Config) fill() error {
 	}
 	if c.LogRotateInterval <= 0 {
 		c.LogRotateInterval = DefaultLogRotateInterval
+	}
+	if c.GCMaxAllocs == 0 {
+		c.GCMaxAllocs = DefaultGCMaxAllocs
+	}
+	if c.GCInterval <= 0 {
+		c.GCInterval = DefaultGCInterval
 	}
 	if c.ShutdownWait <= 0 {
 		c.ShutdownWait = DefaultShutdownWait
@@ -204,6 +220,8 @@ type Client struct {
 	shutdownOnce   sync.Once
 	allocsMu       sync.RWMutex
 	allocs         map[string]*allocRunner
+	collected      map[string]bool // garbage-collected here, still on the servers
+	gcKick         chan struct{}
 	destroyWG      sync.WaitGroup // allocation runners being destroyed
 	sweepPending   bool           // orphan sweep not yet done (watch loop only)
 	firstWatchDone bool           // watch loop only
@@ -229,6 +247,8 @@ func New(cfg Config) (*Client, error) {
 		registered:   make(chan struct{}),
 		reregister:   make(chan struct{}, 1),
 		allocs:       make(map[string]*allocRunner),
+		collected:    make(map[string]bool),
+		gcKick:       make(chan struct{}, 1),
 		sweepPending: true,
 	}
 	c.servers = newServerPicker(cfg.Servers)
@@ -251,7 +271,8 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.restore()
 
-	c.wg.Add(6)
+	c.wg.Add(7)
+	go func() { defer c.wg.Done(); c.gcLoop(c.ctx) }()
 	go func() { defer c.wg.Done(); c.services.run(c.ctx) }()
 	go func() { defer c.wg.Done(); c.rotator.run(c.ctx, cfg.LogRotateInterval) }()
 	go func() { defer c.wg.Done(); c.updater.run(c.ctx) }()
@@ -399,7 +420,7 @@ func (c *Client) getAlloc(allocID string) (*allocRunner, error) {
 	ar := c.allocs[allocID]
 	c.allocsMu.RUnlock()
 	if ar == nil {
-		return nil, structs.NewError(structs.ErrNotFound, "allocation %s is not on node %s", allocID, c.cfg.NodeID)
+		return nil, c.notOnNode(allocID)
 	}
 	return ar, nil
 }

@@ -92,7 +92,26 @@ func (u *updater) flush() error {
 		updates = append(updates, ar.clientUpdate())
 	}
 	var resp structs.GenericResponse
-	return u.c.rpc("Node.UpdateAllocs", &structs.AllocUpdateRequest{Alloc: updates}, &resp)
+	err := u.c.rpc("Node.UpdateAllocs", &structs.AllocUpdateRequest{Alloc: updates}, &resp)
+	if err == nil {
+		u.acknowledged(batch, updates)
+	}
+	return err
+}
+
+// acknowledged records, after a successful update, which runners the
+// servers now know as terminal, and has the garbage collector look.
+func (u *updater) acknowledged(batch map[string]*allocRunner, updates []*structs.Allocation) {
+	terminal := false
+	for _, up := range updates {
+		if up.ClientTerminalStatus() {
+			batch[up.ID].terminalSent.Store(true)
+			terminal = true
+		}
+	}
+	if terminal {
+		u.c.kickGC()
+	}
 }
 
 func (u *updater) run(ctx context.Context) {
@@ -134,6 +153,7 @@ func (u *updater) run(ctx context.Context) {
 		}
 		u.mu.Unlock()
 		if err == nil {
+			u.acknowledged(batch, updates)
 			retry = 0
 			continue
 		}

@@ -148,13 +148,14 @@ func (c *Client) removeAllocs(present map[string]uint64) {
 			delete(c.allocs, id)
 		}
 	}
+	c.forgetCollected(present)
 	c.allocsMu.Unlock()
 	for _, ar := range gone {
 		c.logger.Debug("destroying allocation removed by the servers", "alloc_id", ar.id)
 		c.destroyWG.Add(1)
 		go func() {
 			defer c.destroyWG.Done()
-			ar.destroy()
+			ar.destroy("allocation removed by the servers")
 		}()
 	}
 }

@@ -413,3 +413,64 @@ func countEvents(ts *structs.TaskState, typ string) int {
 	}
 	return n
 }
+
+// Past client.gc_max_allocs a real client removes the directories of its
+// oldest finished allocations; the servers keep their records, and
+// `alloc logs` says why the files are gone.
+func TestClients_GarbageCollectsFinishedAllocs(t *testing.T) {
+	c, reg := startClients(t, 0)
+	ctx := testCtx(t, 3*time.Minute)
+	cfg := filepath.Join(t.TempDir(), "client.yaml")
+	require.NoError(t, writeFile(cfg, "client:\n  gc_max_allocs: 2\n"))
+	a, err := c.NewClient("gc", "-config", cfg)
+	require.NoError(t, err)
+	require.NoError(t, a.Start())
+	require.NoError(t, WaitHTTP(ctx, a))
+	waitNodesReady(t, c, 1)
+
+	runJob(t, c, fmt.Sprintf(`id: short
+type: batch
+datacenters: [dc1]
+groups:
+  - name: g
+    count: 5
+    network: {mode: host}
+    tasks:
+      - name: t
+        image: %s/drover/busybox:latest
+        command: /bin/sh
+        args: [-c, "echo done"]
+        resources: {cpu: 50, memory: 16}
+`, reg.Addr))
+	allocs := waitAllocs(t, c, "short", 5, func(a *structs.Allocation) bool {
+		return a.ClientStatus == structs.AllocClientComplete
+	}, 90*time.Second)
+
+	allocDir := filepath.Join(a.DataDir, "client", "allocs")
+	require.Eventually(t, func() bool {
+		entries, err := os.ReadDir(allocDir)
+		return err == nil && len(entries) == 2
+	}, 30*time.Second, 100*time.Millisecond, "the client keeps 2 allocation dirs")
+
+	collected := 0
+	for _, alloc := range allocs {
+		if _, err := os.Stat(filepath.Join(allocDir, alloc.ID)); err == nil {
+			out, errOut, code := c.CLI(ctx, c.Agents[0], "alloc", "logs", alloc.ID)
+			require.Equal(t, 0, code, "%s %s", out, errOut)
+			require.Equal(t, "done\n", out)
+			continue
+		}
+		collected++
+		_, errOut, code := c.CLI(ctx, c.Agents[0], "alloc", "logs", alloc.ID)
+		require.NotEqual(t, 0, code)
+		require.Contains(t, errOut, "garbage-collected", "alloc logs of a collected allocation: %s", errOut)
+		if collected == 1 {
+			t.Logf("alloc logs of a collected allocation: %s", strings.TrimSpace(errOut))
+		}
+	}
+	require.Equal(t, 3, collected)
+	// The servers still have all five.
+	waitAllocs(t, c, "short", 5, func(a *structs.Allocation) bool {
+		return a.ClientStatus == structs.AllocClientComplete
+	}, 5*time.Second)
+}
