@@ -81,6 +81,11 @@ type wireMeta struct {
 	NodeID   string `json:"n,omitempty"`
 	Expect   int    `json:"e,omitempty"`
 	Version  string `json:"v,omitempty"`
+	// Leaving is set just before a graceful leave. memberlist tells a
+	// leave from a failure only in a field it does not hand out (the
+	// Node.State it passes to NotifyLeave is never set), so the agent
+	// says it first in its metadata.
+	Leaving bool `json:"l,omitempty"`
 }
 
 // New creates the pool and starts gossiping; it joins no one yet.
@@ -99,7 +104,7 @@ func New(cfg Config) (*Pool, error) {
 		eventCh:    make(chan structs.MemberEvent, 4096),
 		shutdownCh: make(chan struct{}),
 	}
-	meta, err := encodeMeta(cfg.Meta)
+	meta, err := encodeMeta(cfg.Meta, false)
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +196,15 @@ func (p *Pool) NumAlive() int { return p.list.NumMembers() }
 // once rather than a failure later), and a server that left is still a
 // voter, so a restart rejoins its peers as after a crash.
 func (p *Pool) Leave(timeout time.Duration) error {
+	if meta, err := encodeMeta(p.config.Meta, true); err == nil {
+		p.mu.Lock()
+		p.meta = meta
+		p.mu.Unlock()
+		// Waits until the update went out, so it comes before the leave.
+		if err := p.list.UpdateNode(timeout); err != nil {
+			p.logger.Warn("could not announce the leave", "error", err)
+		}
+	}
 	err := p.list.Leave(timeout)
 	p.Shutdown()
 	return err
@@ -259,11 +273,11 @@ func (p *Pool) reap() {
 // memberlist callbacks, so it only takes our own lock and never blocks.
 func (p *Pool) record(typ string, n *memberlist.Node) {
 	m := p.toMember(n)
-	switch typ {
-	case structs.MemberEventLeave:
-		m.Status = structs.MemberLeft
-	case structs.MemberEventFailed:
+	if typ == structs.MemberEventFailed {
 		m.Status = structs.MemberDead
+		if leaving(n.Meta) {
+			typ, m.Status = structs.MemberEventLeave, structs.MemberLeft
+		}
 	}
 	p.mu.Lock()
 	p.members[m.Name] = &memberState{member: m, changed: time.Now()}
@@ -284,23 +298,18 @@ func (p *Pool) toMember(n *memberlist.Node) structs.Member {
 	m.Name = n.Name
 	m.Addr = n.Addr.String()
 	m.Port = int(n.Port)
-	switch n.State {
-	case memberlist.StateAlive:
-		m.Status = structs.MemberAlive
-	case memberlist.StateSuspect:
-		m.Status = structs.MemberSuspect
-	case memberlist.StateDead:
-		m.Status = structs.MemberDead
-	case memberlist.StateLeft:
-		m.Status = structs.MemberLeft
-	}
+	// Alive: memberlist does not fill n.State, and hands out nodes only
+	// in join and update callbacks (record sets the status of the
+	// others) and for this agent.
+	m.Status = structs.MemberAlive
 	return m
 }
 
-func encodeMeta(m structs.Member) ([]byte, error) {
+func encodeMeta(m structs.Member, leaving bool) ([]byte, error) {
 	b, err := json.Marshal(wireMeta{
 		Role: m.Role, Region: m.Region, DC: m.Datacenter, RPCAddr: m.RPCAddr,
 		HTTPAddr: m.HTTPAddr, RaftID: m.RaftID, NodeID: m.NodeID, Expect: m.BootstrapExpect, Version: m.Version,
+		Leaving: leaving,
 	})
 	if err != nil {
 		return nil, err
@@ -320,6 +329,12 @@ func decodeMeta(b []byte) structs.Member {
 		Role: w.Role, Region: w.Region, Datacenter: w.DC, RPCAddr: w.RPCAddr,
 		HTTPAddr: w.HTTPAddr, RaftID: w.RaftID, NodeID: w.NodeID, BootstrapExpect: w.Expect, Version: w.Version,
 	}
+}
+
+// leaving reports whether the metadata announces a graceful leave.
+func leaving(b []byte) bool {
+	var w wireMeta
+	return len(b) > 0 && json.Unmarshal(b, &w) == nil && w.Leaving
 }
 
 // delegate gives memberlist our metadata; the pool uses no user messages.
@@ -343,11 +358,7 @@ func (e *events) NotifyUpdate(n *memberlist.Node) {
 	(*Pool)(e).record(structs.MemberEventUpdate, n)
 }
 func (e *events) NotifyLeave(n *memberlist.Node) {
-	typ := structs.MemberEventFailed
-	if n.State == memberlist.StateLeft {
-		typ = structs.MemberEventLeave
-	}
-	(*Pool)(e).record(typ, n)
+	(*Pool)(e).record(structs.MemberEventFailed, n) // or a leave: see record
 }
 
 // JoinAddr appends the default gossip port to addresses that have none.
