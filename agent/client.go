@@ -16,6 +16,22 @@ import (
 func (a *Agent) startClient(httpAddr string) error {
 	c := a.config
 	cc := c.Client
+	// The network first: its checks are cheap and refuse a bridge or
+	// subnet another client holds before anything is started.
+	netw, err := cni.New(cni.Config{
+		BridgeName: cc.Network.BridgeName,
+		Subnet:     cc.Network.Subnet,
+		PluginDir:  cc.CNIPluginDir,
+		ConfDir:    cc.Network.CNIConfDir,
+		StateDir:   filepath.Join(c.DataDir, "client", "network"),
+		Logger:     a.logger,
+	})
+	if err != nil {
+		return fmt.Errorf("client network: %w", err)
+	}
+	if a.bridgeLock, err = lockBridge(netw.BridgeName()); err != nil {
+		return err
+	}
 	address := cc.Containerd.Address
 	if address == "" {
 		m, err := containerd.StartManaged(containerd.ManagedConfig{
@@ -50,20 +66,6 @@ func (a *Agent) startClient(httpAddr string) error {
 		return fmt.Errorf("containerd driver: %w", err)
 	}
 	a.driver = drv
-	netw, err := cni.New(cni.Config{
-		BridgeName: cc.Network.BridgeName,
-		Subnet:     cc.Network.Subnet,
-		PluginDir:  cc.CNIPluginDir,
-		ConfDir:    cc.Network.CNIConfDir,
-		StateDir:   filepath.Join(c.DataDir, "client", "network"),
-		Logger:     a.logger,
-	})
-	if err != nil {
-		return fmt.Errorf("client network: %w", err)
-	}
-	if a.bridgeLock, err = lockBridge(netw.BridgeName()); err != nil {
-		return err
-	}
 	var otherLogs []string
 	if a.containerd != nil {
 		otherLogs = append(otherLogs, a.containerd.LogPath())

@@ -81,6 +81,9 @@ func New(cfg Config) (*Network, error) {
 		return nil, err
 	}
 	gw, _ := subnetGateway(cfg.Subnet)
+	if err := checkSubnetFree(cfg.BridgeName, cfg.Subnet); err != nil {
+		return nil, err
+	}
 	ensurePath()
 	n := &Network{
 		cfg:     cfg,
@@ -100,6 +103,43 @@ func New(cfg Config) (*Network, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// checkSubnetFree refuses a subnet in which an interface other than the
+// node's own bridge has an address: another client's bridge (two clients
+// on one machine given the same -network-subnet), a container runtime's
+// bridge, or the host's own network. Allocations would get addresses
+// whose traffic the kernel routes elsewhere.
+func checkSubnetFree(bridge, subnet string) error {
+	_, want, err := net.ParseCIDR(subnet)
+	if err != nil {
+		return err
+	}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return fmt.Errorf("listing network interfaces: %w", err)
+	}
+	for _, iface := range ifaces {
+		if iface.Name == bridge {
+			continue
+		}
+		addrs, err := iface.Addrs()
+		if err != nil {
+			continue // gone meanwhile
+		}
+		for _, a := range addrs {
+			have, ok := a.(*net.IPNet)
+			if !ok || have.IP.To4() == nil {
+				continue
+			}
+			if want.Contains(have.IP) || have.Contains(want.IP) {
+				return structs.NewError(structs.ErrInvalid,
+					"subnet: %s overlaps %s on interface %s (another drover client's bridge?): give this client its own -network-subnet",
+					subnet, have, iface.Name)
+			}
+		}
+	}
+	return nil
 }
 
 // Gateway is the bridge's address: the allocations' default route, and

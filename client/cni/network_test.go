@@ -393,3 +393,36 @@ func TestSplitWords(t *testing.T) {
 	m := commentPattern.FindStringSubmatch(w[7])
 	require.Equal(t, []string{"drover0", "abc"}, m[1:])
 }
+
+// A subnet that another interface already has an address in is refused,
+// naming the interface; the node's own bridge from an earlier run is not
+// a conflict.
+func TestNetwork_SubnetInUse(t *testing.T) {
+	requireCNI(t)
+	name := fmt.Sprintf("drd%04x", rand.IntN(1<<16))
+	third := rand.IntN(256)
+	require.NoError(t, exec.Command("ip", "link", "add", name, "type", "bridge").Run())
+	t.Cleanup(func() { exec.Command("ip", "link", "del", name).Run() })
+	out, err := exec.Command("ip", "addr", "add", fmt.Sprintf("172.28.%d.1/24", third), "dev", name).CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	dir := t.TempDir()
+	cfg := func(bridge, subnet string) Config {
+		return Config{BridgeName: bridge, Subnet: subnet, StateDir: filepath.Join(dir, "network"), ConfDir: filepath.Join(dir, "conf")}
+	}
+	for _, subnet := range []string{
+		fmt.Sprintf("172.28.%d.0/24", third),     // the same
+		fmt.Sprintf("172.28.%d.0/28", third),     // inside it
+		fmt.Sprintf("172.28.%d.0/20", third&^15), // around it
+	} {
+		_, err = New(cfg("drother0", subnet))
+		require.Error(t, err, subnet)
+		require.Equal(t, structs.ErrInvalid, structs.CodeOf(err))
+		require.ErrorContains(t, err, "overlaps 172.28.")
+		require.ErrorContains(t, err, "on interface "+name)
+	}
+	_, err = New(cfg(name, fmt.Sprintf("172.28.%d.0/24", third)))
+	require.NoError(t, err, "the node's own bridge")
+	_, err = New(cfg("drother0", fmt.Sprintf("172.28.%d.0/24", (third+1)%256)))
+	require.NoError(t, err, "a subnet next to it")
+}
