@@ -21,18 +21,19 @@ import (
 // agent that knows no one is only half back: the others see it alive
 // again as soon as it answers their probes, so none of them has a reason
 // to push their member list to it, and it may learn of them only by the
-// luck of a periodic push-pull. Joining the members it last knew makes
-// the return whole at once, with or without -join.
+// luck of a periodic push-pull. Joining the servers it last knew makes
+// the return whole at once, with or without -join. Only servers are
+// saved: any one of them brings the whole member list, and the file stays
+// a few lines long on a node among thousands.
 
 // peersWriteDelay coalesces bursts of member events into one write.
 const peersWriteDelay = time.Second
 
-// peer is one remembered member.
+// peer is one remembered server.
 type peer struct {
-	Name   string `json:"name"`
-	Addr   string `json:"addr"` // host:port of its gossip listener
-	Server bool   `json:"server,omitempty"`
-	Alive  bool   `json:"alive,omitempty"`
+	Name  string `json:"name"`
+	Addr  string `json:"addr"` // host:port of its gossip listener
+	Alive bool   `json:"alive,omitempty"`
 }
 
 type peersFile struct {
@@ -71,19 +72,15 @@ func writePeers(path string, peers []peer) error {
 	return os.Rename(tmp, path)
 }
 
-// Previous returns the gossip addresses of the members this agent knew
-// when it last ran: those alive then first, servers before clients, each
-// group in random order so that restarted agents do not all call on the
-// same member.
+// Previous returns the gossip addresses of the servers this agent knew
+// when it last ran: those alive then first, each group in random order so
+// that restarted agents do not all call on the same server.
 func (p *Pool) Previous() []string {
-	var groups [4][]string
+	var groups [2][]string
 	for _, pr := range p.previous {
 		g := 0
-		if !pr.Server {
-			g++
-		}
 		if !pr.Alive {
-			g += 2
+			g = 1
 		}
 		groups[g] = append(groups[g], pr.Addr)
 	}
@@ -95,21 +92,20 @@ func (p *Pool) Previous() []string {
 	return out
 }
 
-// currentPeers lists every member but this agent. Failed and left
-// members stay, behind the alive ones: they may be back by the time this
-// agent restarts.
+// currentPeers lists the servers but this agent. Failed and left ones
+// stay, behind the alive ones: they may be back by the time this agent
+// restarts.
 func (p *Pool) currentPeers() []peer {
 	p.mu.RLock()
 	out := make([]peer, 0, len(p.members))
 	for name, m := range p.members {
-		if name == p.config.Name {
+		if name == p.config.Name || !m.member.IsServer() {
 			continue
 		}
 		out = append(out, peer{
-			Name:   name,
-			Addr:   net.JoinHostPort(m.member.Addr, strconv.Itoa(m.member.Port)),
-			Server: m.member.IsServer(),
-			Alive:  m.member.Status == structs.MemberAlive,
+			Name:  name,
+			Addr:  net.JoinHostPort(m.member.Addr, strconv.Itoa(m.member.Port)),
+			Alive: m.member.Status == structs.MemberAlive,
 		})
 	}
 	p.mu.RUnlock()

@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -56,39 +57,46 @@ func addr(p *Pool) string {
 
 func TestPeers_SavedAndRestored(t *testing.T) {
 	dir := t.TempDir()
-	path1 := filepath.Join(dir, "a", "peers.json")
-	path2 := filepath.Join(dir, "b", "peers.json")
+	pathA := filepath.Join(dir, "a", "peers.json")
+	pathB := filepath.Join(dir, "b", "peers.json")
+	pathC := filepath.Join(dir, "c", "peers.json")
 	aPort := freePort(t)
-	a := testPool(t, "a", structs.RoleServer, path1, aPort)
-	b := testPool(t, "b", structs.RoleClient, path2, 0)
-	_, err := b.Join([]string{addr(a)})
-	require.NoError(t, err)
+	a := testPool(t, "a", structs.RoleServer, pathA, aPort)
+	b := testPool(t, "b", structs.RoleServer, pathB, 0)
+	c := testPool(t, "c", structs.RoleClient, pathC, 0)
+	for _, p := range []*Pool{b, c} {
+		_, err := p.Join([]string{addr(a)})
+		require.NoError(t, err)
+	}
 
-	require.Eventually(t, func() bool {
-		peers, err := loadPeers(path1)
-		return err == nil && len(peers) == 1 && peers[0] == peer{Name: "b", Addr: addr(b), Alive: true}
-	}, 10*time.Second, 20*time.Millisecond, "a saves b, and only b")
-	require.Eventually(t, func() bool {
-		peers, err := loadPeers(path2)
-		return err == nil && len(peers) == 1 && peers[0] == peer{Name: "a", Addr: addr(a), Server: true, Alive: true}
-	}, 10*time.Second, 20*time.Millisecond, "b saves a, as a server")
+	// Servers only: any one of them brings back the whole pool.
+	saved := func(path string, want ...peer) func() bool {
+		return func() bool {
+			peers, err := loadPeers(path)
+			return err == nil && slices.Equal(peers, want)
+		}
+	}
+	require.Eventually(t, saved(pathA, peer{Name: "b", Addr: addr(b), Alive: true}),
+		10*time.Second, 20*time.Millisecond, "a saves b, not the client c")
+	require.Eventually(t, saved(pathC, peer{Name: "a", Addr: addr(a), Alive: true}, peer{Name: "b", Addr: addr(b), Alive: true}),
+		10*time.Second, 20*time.Millisecond, "c saves both servers")
 
 	// A crash keeps the file; the next start offers b to rejoin.
 	a.Shutdown()
-	again := testPool(t, "a", structs.RoleServer, path1, aPort)
+	again := testPool(t, "a", structs.RoleServer, pathA, aPort)
 	require.Equal(t, []string{addr(b)}, again.Previous())
 	n, err := again.Join(again.Previous())
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	require.Eventually(t, func() bool { return again.NumAlive() == 2 },
-		10*time.Second, 20*time.Millisecond, "a knows b again")
+	require.Eventually(t, func() bool { return again.NumAlive() == 3 },
+		10*time.Second, 20*time.Millisecond, "a knows b and c again")
 
 	// Leaving keeps the peers: a server that left is still a voter, and
 	// its restart rejoins as after a crash.
 	require.NoError(t, b.Leave(time.Second))
-	peers, err := loadPeers(path2)
+	peers, err := loadPeers(pathB)
 	require.NoError(t, err)
-	require.Equal(t, []peer{{Name: "a", Addr: addr(again), Server: true, Alive: true}}, peers)
+	require.Equal(t, []peer{{Name: "a", Addr: addr(again), Alive: true}}, peers, "b still lists a")
 }
 
 // A damaged peers file is ignored with a warning: the agent still starts.
@@ -99,20 +107,16 @@ func TestPeers_DamagedFile(t *testing.T) {
 	require.Empty(t, p.Previous())
 }
 
-func TestPeers_PreviousAliveServersFirst(t *testing.T) {
+func TestPeers_PreviousAliveFirst(t *testing.T) {
 	p := &Pool{previous: []peer{
-		{Name: "c1", Addr: "10.0.0.1:4752", Alive: true},
-		{Name: "s1", Addr: "10.0.0.2:4752", Server: true, Alive: true},
-		{Name: "c2", Addr: "10.0.0.3:4752", Alive: true},
-		{Name: "s2", Addr: "10.0.0.4:4752", Server: true, Alive: true},
-		{Name: "s3", Addr: "10.0.0.5:4752", Server: true},
-		{Name: "c3", Addr: "10.0.0.6:4752"},
+		{Name: "s1", Addr: "10.0.0.1:4752", Alive: true},
+		{Name: "s2", Addr: "10.0.0.2:4752"},
+		{Name: "s3", Addr: "10.0.0.3:4752", Alive: true},
 	}}
 	for i := 0; i < 20; i++ {
 		got := p.Previous()
-		require.Len(t, got, 6)
-		require.ElementsMatch(t, []string{"10.0.0.2:4752", "10.0.0.4:4752"}, got[:2], "alive servers")
-		require.ElementsMatch(t, []string{"10.0.0.1:4752", "10.0.0.3:4752"}, got[2:4], "alive clients")
-		require.Equal(t, []string{"10.0.0.5:4752", "10.0.0.6:4752"}, got[4:], "then the rest")
+		require.Len(t, got, 3)
+		require.ElementsMatch(t, []string{"10.0.0.1:4752", "10.0.0.3:4752"}, got[:2], "alive ones first")
+		require.Equal(t, "10.0.0.2:4752", got[2])
 	}
 }
