@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/drover-sh/drover/client"
 	"github.com/drover-sh/drover/client/cni"
+	"github.com/drover-sh/drover/client/containerd"
 	"github.com/drover-sh/drover/client/fingerprint"
 )
 
@@ -195,6 +197,11 @@ func (c *Config) Validate() error {
 	if c.Client.Enabled {
 		if !c.Server.Enabled && len(c.Join) == 0 {
 			errs = append(errs, errors.New("a client needs -join with the gossip address of a server or another agent"))
+		}
+		if c.Client.Containerd.Address == "" && c.DataDir != "" {
+			if err := containerd.CheckDataDir(filepath.Join(c.DataDir, "containerd")); err != nil {
+				errs = append(errs, fmt.Errorf("-data-dir %s is too long: %v: use a shorter one, or run containerd yourself and give -containerd-socket", c.DataDir, err))
+			}
 		}
 		if c.Client.Containerd.Namespace == "" {
 			errs = append(errs, errors.New("client.containerd.namespace must not be empty"))

@@ -3,6 +3,7 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -47,4 +48,19 @@ func TestConfig_ClientGC(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte("client:\n  gc_max_allocs: 0\n"), 0o644))
 	require.NoError(t, LoadConfigFile(c, path))
 	require.ErrorContains(t, c.Validate(), "client.gc_max_allocs must be at least 1, got 0")
+}
+
+// A data dir too long for the managed containerd's socket is refused
+// before anything starts, unless containerd is the user's own.
+func TestConfig_DataDirTooLongForContainerd(t *testing.T) {
+	c := DefaultConfig()
+	c.Client.Enabled, c.Server.Enabled = true, true
+	c.DataDir = "/tmp/" + strings.Repeat("x", 80)
+	err := c.Validate()
+	require.ErrorContains(t, err, "-data-dir /tmp/xxx")
+	require.ErrorContains(t, err, "too long")
+	require.ErrorContains(t, err, "unix sockets allow 107")
+
+	c.Client.Containerd.Address = "/run/containerd/containerd.sock"
+	require.NoError(t, c.Validate())
 }

@@ -416,12 +416,15 @@ func countEvents(ts *structs.TaskState, typ string) int {
 
 // Past client.gc_max_allocs a real client removes the directories of its
 // oldest finished allocations; the servers keep their records, and
-// `alloc logs` says why the files are gone.
-func TestClients_GarbageCollectsFinishedAllocs(t *testing.T) {
+// `alloc logs` says why the files are gone. Its containerd's log is
+// rotated past client.log_max_bytes while containerd runs.
+// (The name is short on purpose: the test's temp dir carries it, and
+// containerd's socket path under it is limited to 107 bytes.)
+func TestClients_GCAndLogRotation(t *testing.T) {
 	c, reg := startClients(t, 0)
 	ctx := testCtx(t, 3*time.Minute)
 	cfg := filepath.Join(t.TempDir(), "client.yaml")
-	require.NoError(t, writeFile(cfg, "client:\n  gc_max_allocs: 2\n"))
+	require.NoError(t, writeFile(cfg, "client:\n  gc_max_allocs: 2\n  log_max_bytes: 4096\n"))
 	a, err := c.NewClient("gc", "-config", cfg)
 	require.NoError(t, err)
 	require.NoError(t, a.Start())
@@ -473,4 +476,12 @@ groups:
 	waitAllocs(t, c, "short", 5, func(a *structs.Allocation) bool {
 		return a.ClientStatus == structs.AllocClientComplete
 	}, 5*time.Second)
+
+	// containerd logged more than 4 KiB by now (its start alone does).
+	logPath := filepath.Join(a.DataDir, "containerd", "containerd.log")
+	require.Eventually(t, func() bool {
+		rotated, err1 := os.Stat(logPath + ".1")
+		current, err2 := os.Stat(logPath)
+		return err1 == nil && err2 == nil && rotated.Size() > 4096 && current.Size() <= 4096+64<<10
+	}, 30*time.Second, 100*time.Millisecond, "containerd.log rotated")
 }

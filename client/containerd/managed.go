@@ -82,6 +82,20 @@ var (
 	adoptedPoll = time.Second
 )
 
+// CheckDataDir reports whether a managed containerd can run under dir:
+// the path of its socket must fit in a unix socket address.
+func CheckDataDir(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	sock := filepath.Join(abs, "containerd.sock") + ttrpcSuffix
+	if len(sock) > maxSocketPath {
+		return fmt.Errorf("containerd's socket %s would be %d bytes long; unix sockets allow %d", sock, len(sock), maxSocketPath)
+	}
+	return nil
+}
+
 // StartManaged starts containerd with a config under cfg.DataDir, or adopts
 // the one already answering on that socket (left by an agent that was
 // killed), and returns once the socket answers.
@@ -108,10 +122,8 @@ func StartManaged(cfg ManagedConfig) (*Managed, error) {
 		logger: cfg.Logger.Named("containerd"),
 		sock:   filepath.Join(dir, "containerd.sock"),
 	}
-	if n := len(m.sock) + len(ttrpcSuffix); n > maxSocketPath {
-		return nil, structs.NewError(structs.ErrInvalid,
-			"data_dir: %s makes the socket path %s%s %d bytes long; unix sockets allow %d: use a shorter data_dir",
-			dir, m.sock, ttrpcSuffix, n, maxSocketPath)
+	if err := CheckDataDir(dir); err != nil {
+		return nil, structs.NewError(structs.ErrInvalid, "data_dir: %v: use a shorter data_dir", err)
 	}
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return nil, fmt.Errorf("managed containerd: %w", err)
