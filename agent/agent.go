@@ -338,11 +338,10 @@ func (a *Agent) shutdown(leave, logIt bool) error {
 			err = a.server.Shutdown()
 		}
 		a.wg.Wait()
-		for _, lock := range []*os.File{a.bridgeLock, a.dataDirLock} {
-			if lock != nil {
-				lock.Close() // releases the flock
-			}
-		}
+		// The bridge's lock file under /run goes with its lock; the data
+		// dir's stays in the data dir.
+		releaseLock(a.bridgeLock, true)
+		releaseLock(a.dataDirLock, false)
 		if a.devDataDir != "" {
 			os.RemoveAll(a.devDataDir)
 		}

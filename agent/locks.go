@@ -56,25 +56,52 @@ func lockBridge(bridge string) (*os.File, error) {
 // exits, so a crash leaves nothing to clean up; closing the file releases
 // it too. A lock held elsewhere returns a nil file and who holds it.
 func takeLock(path string) (f *os.File, holder string, err error) {
-	f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, "", err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
+	for {
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
 			return nil, "", err
 		}
-		holder = "another process"
-		if b, rerr := os.ReadFile(path); rerr == nil {
-			if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); perr == nil && pid > 0 {
-				holder = fmt.Sprintf("another drover agent (pid %d)", pid)
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			if !errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, "", err
 			}
+			holder = "another process"
+			if b, rerr := os.ReadFile(path); rerr == nil {
+				if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); perr == nil && pid > 0 {
+					holder = fmt.Sprintf("another drover agent (pid %d)", pid)
+				}
+			}
+			return nil, holder, nil
 		}
-		return nil, holder, nil
+		// The holder before us may have removed the file as it let go
+		// (releaseLock); a lock on a file no longer at path guards
+		// nothing, so take the one that is there now.
+		var held, named syscall.Stat_t
+		if err := syscall.Fstat(int(f.Fd()), &held); err != nil {
+			f.Close()
+			return nil, "", err
+		}
+		if err := syscall.Stat(path, &named); err == nil && named.Ino == held.Ino && named.Dev == held.Dev {
+			break
+		}
+		f.Close()
 	}
 	if err := f.Truncate(0); err == nil {
 		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return f, "", nil
+}
+
+// releaseLock lets go of a lock from takeLock. With remove, the file goes
+// first, while still held, so that no one locks it in between; takeLock
+// sees a lock on a removed file and tries again.
+func releaseLock(f *os.File, remove bool) {
+	if f == nil {
+		return
+	}
+	if remove {
+		os.Remove(f.Name())
+	}
+	f.Close()
 }

@@ -55,10 +55,18 @@ func TestLockBridge(t *testing.T) {
 	other, err := lockBridge("drover8")
 	require.NoError(t, err, "another bridge is another lock")
 	other.Close()
-	first.Close()
+
+	// Let go with the file removed, as the agent does at shutdown: /run
+	// keeps no file per bridge ever used, and the next lock works.
+	path := first.Name()
+	releaseLock(first, true)
+	require.NoFileExists(t, path)
 	again, err := lockBridge("drover7")
 	require.NoError(t, err)
-	again.Close()
+	_, err = lockBridge("drover7")
+	require.Error(t, err, "the new file is locked")
+	releaseLock(again, true)
+	require.NoFileExists(t, path)
 }
 
 // A port in use names the flag that moves it; other errors pass as they

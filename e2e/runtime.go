@@ -214,5 +214,9 @@ func CleanupClient(a *Agent) error {
 		!strings.Contains(string(out), "Cannot find device") {
 		errs = append(errs, fmt.Errorf("deleting bridge %s: %v: %s", a.Bridge, err, out))
 	}
+	// A client killed with -9 leaves its bridge's lock file behind.
+	if err := os.Remove(filepath.Join("/run/drover", "bridge-"+a.Bridge+".lock")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
