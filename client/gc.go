@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"time"
@@ -78,15 +79,7 @@ func (c *Client) collectGarbage() int {
 			done = append(done, candidate{ar, ar.finishedAt()})
 		}
 	}
-	slices.SortFunc(done, func(a, b candidate) int {
-		switch {
-		case a.finished < b.finished:
-			return -1
-		case a.finished > b.finished:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(done, func(a, b candidate) int { return cmp.Compare(a.finished, b.finished) })
 	done = done[:min(excess, len(done))]
 	for _, d := range done {
 		delete(c.allocs, d.ar.id)

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -109,14 +110,7 @@ func (p *Pool) currentPeers() []peer {
 		})
 	}
 	p.mu.RUnlock()
-	slices.SortFunc(out, func(a, b peer) int {
-		if a.Name < b.Name {
-			return -1
-		} else if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b peer) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
 
