@@ -3,10 +3,12 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 )
 
 func TestConfig_ClientNetwork(t *testing.T) {
@@ -63,4 +65,49 @@ func TestConfig_DataDirTooLongForContainerd(t *testing.T) {
 
 	c.Client.Containerd.Address = "/run/containerd/containerd.sock"
 	require.NoError(t, c.Validate())
+}
+
+// examples/agent.yaml lists every config key with its default value, bar
+// the few it sets on purpose: a key added to Config without the example,
+// or a default changed without it, fails here.
+func TestConfig_ExampleFileListsEveryKeyWithItsDefault(t *testing.T) {
+	const path = "../examples/agent.yaml"
+	c := DefaultConfig()
+	require.NoError(t, LoadConfigFile(c, path))
+	want := DefaultConfig()
+	want.Server.Enabled, want.Server.BootstrapExpect = true, 1
+	want.Client.Enabled = true
+	want.DataDir = "/var/lib/drover"
+	// Empty lists and maps in the file decode as empty, not nil.
+	want.Join, want.Client.PlainHTTPRegistries = []string{}, []string{}
+	want.Client.Meta, want.Client.RegistryAuth = map[string]string{}, map[string]RegistryAuth{}
+	require.Equal(t, want, c)
+	require.NoError(t, c.Validate())
+
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var doc map[string]any
+	require.NoError(t, yaml.Unmarshal(raw, &doc))
+	var missing []string
+	var walk func(prefix string, typ reflect.Type, node map[string]any)
+	walk = func(prefix string, typ reflect.Type, node map[string]any) {
+		for i := 0; i < typ.NumField(); i++ {
+			f := typ.Field(i)
+			key := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if key == "" || key == "-" {
+				continue
+			}
+			v, ok := node[key]
+			if !ok {
+				missing = append(missing, prefix+key)
+				continue
+			}
+			if f.Type.Kind() == reflect.Struct {
+				sub, _ := v.(map[string]any)
+				walk(prefix+key+".", f.Type, sub)
+			}
+		}
+	}
+	walk("", reflect.TypeOf(Config{}), doc)
+	require.Empty(t, missing, "keys of Config missing from %s", path)
 }
