@@ -67,11 +67,11 @@ func TestConfig_DataDirTooLongForContainerd(t *testing.T) {
 	require.NoError(t, c.Validate())
 }
 
-// examples/agent.yaml lists every config key with its default value, bar
+// examples/config/agent.yaml lists every config key with its default value, bar
 // the few it sets on purpose: a key added to Config without the example,
 // or a default changed without it, fails here.
 func TestConfig_ExampleFileListsEveryKeyWithItsDefault(t *testing.T) {
-	const path = "../examples/agent.yaml"
+	const path = "../examples/config/agent.yaml"
 	c := DefaultConfig()
 	require.NoError(t, LoadConfigFile(c, path))
 	want := DefaultConfig()
