@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -205,18 +206,14 @@ func (a *Agent) start() error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	a.joinCancel = cancel
-	if len(c.Join) > 0 {
+	// -join, and the servers this agent knew when it last ran: a restart
+	// then needs no -join, and does not depend on -join targets that
+	// moved or died since.
+	if targets := append(slices.Clone(c.Join), pool.Previous()...); len(targets) > 0 {
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
-			a.retryJoin(ctx, c.Join)
-		}()
-	}
-	if prev := pool.Previous(); len(prev) > 0 {
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			a.rejoin(ctx, prev)
+			a.retryJoin(ctx, targets)
 		}()
 	}
 	a.wg.Add(1)
@@ -229,8 +226,9 @@ func (a *Agent) start() error {
 	return nil
 }
 
-// retryJoin joins the given gossip addresses, retrying until one answers:
-// the agents of a new cluster start in any order.
+// retryJoin joins the given gossip addresses, retrying until one answers
+// or another member finds this agent first: the agents of a new cluster
+// start in any order.
 func (a *Agent) retryJoin(ctx context.Context, addrs []string) {
 	full := make([]string, len(addrs))
 	for i, addr := range addrs {
@@ -238,6 +236,9 @@ func (a *Agent) retryJoin(ctx context.Context, addrs []string) {
 	}
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
+		if a.gossip.NumAlive() > 1 {
+			return
+		}
 		n, err := a.gossip.Join(full)
 		if err == nil && n > 0 {
 			a.logger.Info("joined gossip pool", "contacted", n)
@@ -252,39 +253,6 @@ func (a *Agent) retryJoin(ctx context.Context, addrs []string) {
 		case <-time.After(backoff):
 		}
 		if backoff < 5*time.Second {
-			backoff *= 2
-		}
-	}
-}
-
-// rejoin calls on the members this agent knew when it last ran, one at a
-// time, until one answers or another member finds this agent first. A
-// restart thus needs no -join, and does not depend on -join targets that
-// may have moved or died since.
-func (a *Agent) rejoin(ctx context.Context, addrs []string) {
-	backoff := 200 * time.Millisecond
-	for round := 1; ; round++ {
-		for _, addr := range addrs {
-			if a.gossip.NumAlive() > 1 {
-				return
-			}
-			if n, _ := a.gossip.Join([]string{addr}); n > 0 {
-				a.logger.Info("rejoined the gossip pool through a previous member", "address", addr)
-				return
-			}
-			if ctx.Err() != nil {
-				return
-			}
-		}
-		if round == 1 || round%10 == 0 {
-			a.logger.Warn("no previous gossip member answers, retrying", "members", len(addrs))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		if backoff < 30*time.Second {
 			backoff *= 2
 		}
 	}

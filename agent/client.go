@@ -39,12 +39,6 @@ func (a *Agent) startClient(httpAddr string) error {
 			Binary:  cc.Containerd.Binary,
 			Logger:  a.logger.Named("containerd"),
 		})
-		if structs.CodeOf(err) == structs.ErrInvalid {
-			// A config that can never work (a data dir too long for
-			// its socket) stops the agent rather than making a node
-			// that only ever says containerd is not there.
-			return fmt.Errorf("client: %w", err)
-		}
 		if err != nil {
 			// The node still registers and says why it cannot run
 			// anything: the driver reports the socket unreachable.

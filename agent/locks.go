@@ -33,6 +33,13 @@ func lockDataDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// BridgeLockPath is the lock file of a client's allocation bridge. The
+// agent removes it at shutdown; one killed leaves it behind, harmless to
+// the next lock but cleaned up by tests.
+func BridgeLockPath(bridge string) string {
+	return filepath.Join(bridgeLockDir, "bridge-"+bridge+".lock")
+}
+
 // lockBridge takes the allocation bridge for this process. Two clients on
 // one bridge would each take the other's allocations for leftovers of a
 // crash and sweep their port forwarding away at start; here the second
@@ -41,7 +48,7 @@ func lockBridge(bridge string) (*os.File, error) {
 	if err := os.MkdirAll(bridgeLockDir, 0o755); err != nil {
 		return nil, fmt.Errorf("locking bridge %s: %w", bridge, err)
 	}
-	f, holder, err := takeLock(filepath.Join(bridgeLockDir, "bridge-"+bridge+".lock"))
+	f, holder, err := takeLock(BridgeLockPath(bridge))
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("locking bridge %s: %w", bridge, err)

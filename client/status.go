@@ -80,28 +80,33 @@ func (u *updater) stats() (calls, failures int64) {
 // being stopped right after its tasks were) tells the servers the last
 // states instead of leaving them to the next start.
 func (u *updater) flush() error {
+	if batch := u.take(); len(batch) > 0 {
+		return u.send(batch)
+	}
+	return nil
+}
+
+// take empties the queue and returns what was in it.
+func (u *updater) take() map[string]*allocRunner {
 	u.mu.Lock()
+	defer u.mu.Unlock()
 	batch := u.dirty
 	u.dirty = make(map[string]*allocRunner)
-	u.mu.Unlock()
-	if len(batch) == 0 {
-		return nil
-	}
+	return batch
+}
+
+// send sends the newest state of every runner in batch in one
+// Node.UpdateAllocs. On success it records which runners the servers now
+// know as terminal, and has the garbage collector look.
+func (u *updater) send(batch map[string]*allocRunner) error {
 	updates := make([]*structs.Allocation, 0, len(batch))
 	for _, ar := range batch {
 		updates = append(updates, ar.clientUpdate())
 	}
 	var resp structs.GenericResponse
-	err := u.c.rpc("Node.UpdateAllocs", &structs.AllocUpdateRequest{Alloc: updates}, &resp)
-	if err == nil {
-		u.acknowledged(batch, updates)
+	if err := u.c.rpc("Node.UpdateAllocs", &structs.AllocUpdateRequest{Alloc: updates}, &resp); err != nil {
+		return err
 	}
-	return err
-}
-
-// acknowledged records, after a successful update, which runners the
-// servers now know as terminal, and has the garbage collector look.
-func (u *updater) acknowledged(batch map[string]*allocRunner, updates []*structs.Allocation) {
 	terminal := false
 	for _, up := range updates {
 		if up.ClientTerminalStatus() {
@@ -112,6 +117,7 @@ func (u *updater) acknowledged(batch map[string]*allocRunner, updates []*structs
 	if terminal {
 		u.c.kickGC()
 	}
+	return nil
 }
 
 func (u *updater) run(ctx context.Context) {
@@ -126,19 +132,11 @@ func (u *updater) run(ctx context.Context) {
 		if !u.c.sleep(u.c.cfg.UpdateWindow) {
 			return
 		}
-		u.mu.Lock()
-		batch := u.dirty
-		u.dirty = make(map[string]*allocRunner)
-		u.mu.Unlock()
+		batch := u.take()
 		if len(batch) == 0 {
 			continue
 		}
-		updates := make([]*structs.Allocation, 0, len(batch))
-		for _, ar := range batch {
-			updates = append(updates, ar.clientUpdate())
-		}
-		var resp structs.GenericResponse
-		err := u.c.rpc("Node.UpdateAllocs", &structs.AllocUpdateRequest{Alloc: updates}, &resp)
+		err := u.send(batch)
 		u.mu.Lock()
 		u.calls++
 		if err != nil {
@@ -153,7 +151,6 @@ func (u *updater) run(ctx context.Context) {
 		}
 		u.mu.Unlock()
 		if err == nil {
-			u.acknowledged(batch, updates)
 			retry = 0
 			continue
 		}
@@ -161,7 +158,7 @@ func (u *updater) run(ctx context.Context) {
 			return
 		}
 		retry = backoff(retry, 250*time.Millisecond, 5*time.Second)
-		u.c.logger.Warn("sending allocation updates failed; retrying", "allocs", len(updates), "retry_in", retry, "error", err)
+		u.c.logger.Warn("sending allocation updates failed; retrying", "allocs", len(batch), "retry_in", retry, "error", err)
 		if !u.c.sleep(retry) {
 			return
 		}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/drover-sh/drover/agent"
 	"github.com/drover-sh/drover/client/cni"
 )
 
@@ -215,7 +216,7 @@ func CleanupClient(a *Agent) error {
 		errs = append(errs, fmt.Errorf("deleting bridge %s: %v: %s", a.Bridge, err, out))
 	}
 	// A client killed with -9 leaves its bridge's lock file behind.
-	if err := os.Remove(filepath.Join("/run/drover", "bridge-"+a.Bridge+".lock")); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(agent.BridgeLockPath(a.Bridge)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -267,10 +267,7 @@ func (p *Pool) reap() {
 			}
 			p.mu.Unlock()
 			if reaped {
-				select {
-				case p.peersDirty <- struct{}{}:
-				default:
-				}
+				p.markPeersDirty()
 			}
 		}
 	}
@@ -289,10 +286,7 @@ func (p *Pool) record(typ string, n *memberlist.Node) {
 	p.mu.Lock()
 	p.members[m.Name] = &memberState{member: m, changed: time.Now()}
 	p.mu.Unlock()
-	select {
-	case p.peersDirty <- struct{}{}:
-	default:
-	}
+	p.markPeersDirty()
 	select {
 	case p.eventCh <- structs.MemberEvent{Type: typ, Member: m}:
 	default:

@@ -114,6 +114,14 @@ func (p *Pool) currentPeers() []peer {
 	return out
 }
 
+// markPeersDirty has persistPeers save the member table; it never blocks.
+func (p *Pool) markPeersDirty() {
+	select {
+	case p.peersDirty <- struct{}{}:
+	default:
+	}
+}
+
 // persistPeers writes the peers file whenever the member table changes,
 // at most once per peersWriteDelay, and once more on shutdown.
 func (p *Pool) persistPeers() {
